@@ -1,0 +1,9 @@
+"""Feature extractors: ``forward(x) -> list[Tensor]`` by increasing stride, with ``out_channels`` and ``strides``."""
+from .registry import BACKBONES
+from .layers import InvertedResidual, make_divisible
+from .mobilenet import MobileNetV2, MobileNetV3
+from .espcn import ESPCNFeatures
+from .converters import WEIGHT_CONVERTERS, load_backbone_weights
+
+__all__ = ['BACKBONES', 'InvertedResidual', 'make_divisible', 'MobileNetV2', 'MobileNetV3', 'ESPCNFeatures',
+           'WEIGHT_CONVERTERS', 'load_backbone_weights']

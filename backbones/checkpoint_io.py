@@ -1,0 +1,75 @@
+"""Reading checkpoints without running code: ``torch.load(weights_only=True)`` plus an allow-list.
+
+Our checkpoints (mmengine Runner's, and the converted torchvision ones) hold tensors, plain containers, numpy
+arrays and mmengine's ``HistoryBuffer`` (log history, for resume). Anything else is refused: a downloaded
+checkpoint must not be able to execute code when it is opened (DESIGN.md, Checkpoints and weights).
+"""
+from __future__ import annotations
+
+import os
+import pickle
+from typing import Any, List
+
+import numpy as np
+import torch
+
+
+class UnsafeCheckpointError(RuntimeError):
+    """A checkpoint holds pickled objects outside the allow-list."""
+
+
+def _numpy_globals() -> List[Any]:
+    allowed: List[Any] = [np.ndarray, np.dtype]
+    for module_name in ('numpy.core.multiarray', 'numpy._core.multiarray'):
+        try:
+            module = __import__(module_name, fromlist=['_reconstruct', 'scalar'])
+        except ImportError:
+            continue
+        allowed += [module._reconstruct, module.scalar]
+    dtypes = getattr(np, 'dtypes', None)
+    if dtypes is not None:
+        allowed += [getattr(dtypes, n) for n in dir(dtypes) if n.endswith('DType')]
+    return allowed
+
+
+def checkpoint_allow_list() -> List[Any]:
+    """Every non-tensor type our checkpoints may contain."""
+    from collections import OrderedDict, defaultdict
+    allowed: List[Any] = [OrderedDict, defaultdict, dict, set, frozenset, tuple, list] + _numpy_globals()
+    try:
+        from mmengine.logging.history_buffer import HistoryBuffer
+        allowed.append(HistoryBuffer)
+    except ImportError:  # pragma: no cover - mmengine is a dependency
+        pass
+    try:
+        from mmengine.config.config import ConfigDict
+        allowed.append(ConfigDict)
+    except ImportError:  # pragma: no cover
+        pass
+    return allowed
+
+
+def safe_load(filename: str, map_location: Any = 'cpu') -> Any:
+    """Load ``filename`` with ``weights_only=True`` and our allow-list; refuse anything else clearly."""
+    if not os.path.isfile(filename):
+        raise FileNotFoundError(f'checkpoint {filename} does not exist')
+    try:
+        with torch.serialization.safe_globals(checkpoint_allow_list()):
+            return torch.load(filename, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise UnsafeCheckpointError(
+            f'refusing to load {filename}: it holds pickled objects outside the allow-list of tensors, containers, '
+            f'numpy arrays and mmengine HistoryBuffer, and loading them could execute code. Detail: '
+            f'{str(err).splitlines()[0] if str(err) else err!r}') from None
+    except (RuntimeError, EOFError) as err:
+        raise RuntimeError(f'cannot read checkpoint {filename}: {err}') from err
+
+
+def state_dict_of(checkpoint: Any) -> dict:
+    """The parameter dict inside a checkpoint (mmengine wraps it in ``state_dict``; some tools in ``model``)."""
+    if isinstance(checkpoint, dict):
+        for key in ('state_dict', 'model'):
+            if key in checkpoint and isinstance(checkpoint[key], dict):
+                return checkpoint[key]
+        return checkpoint
+    raise TypeError(f'a checkpoint must be a dict, got {type(checkpoint).__name__}')

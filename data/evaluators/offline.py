@@ -1,0 +1,59 @@
+"""Offline scorers for ``tools/evaluate.py``: each reads prediction files and ground truth from disk.
+
+A scorer is a class registered in ``data.OFFLINE_SCORERS`` under the ``--metric`` name, with
+``add_arguments(parser)`` (its own options) and ``score(args) -> dict`` (the metrics, JSON-serialisable).
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Dict, List, Tuple
+
+import numpy as np
+
+from ..io import IMAGE_SUFFIXES, read_rgb
+from ..registry import OFFLINE_SCORERS
+from ..transforms.resize import mod_crop
+from .image_quality import score_pair
+
+
+def match_by_stem(pred_dir: str, gt_dir: str, suffixes: Tuple[str, ...]) -> List[Tuple[Path, Path]]:
+    """Pairs (prediction, ground truth) with one file stem; errors name what is missing."""
+    def index(folder: str) -> Dict[str, Path]:
+        root = Path(folder)
+        if not root.is_dir():
+            raise FileNotFoundError(f'folder {folder} does not exist')
+        return {p.stem: p for p in sorted(root.iterdir()) if p.name.lower().endswith(suffixes)}
+    preds, gts = index(pred_dir), index(gt_dir)
+    if not gts:
+        raise FileNotFoundError(f'no ground-truth files ({", ".join(suffixes)}) in {gt_dir}')
+    missing = sorted(set(gts) - set(preds))
+    if missing:
+        raise FileNotFoundError(f'{len(missing)} ground-truth file(s) have no prediction in {pred_dir}: '
+                                f'{", ".join(missing[:5])}{" ..." if len(missing) > 5 else ""}')
+    return [(preds[s], gts[s]) for s in sorted(gts)]
+
+
+@OFFLINE_SCORERS.register_module(name='psnr')
+class PSNRScorer:
+    """PSNR/SSIM of SR output images against HR images (matched by stem), luma by default."""
+
+    @staticmethod
+    def add_arguments(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument('--pred-dir', required=True, help='folder of super-resolved images')
+        parser.add_argument('--gt-dir', required=True, help='folder of high-resolution images')
+        parser.add_argument('--scale', type=int, required=True, help='SR factor: pixels cropped from each border')
+        parser.add_argument('--color', choices=('y', 'rgb'), default='y', help='score the luma (default) or RGB')
+
+    @staticmethod
+    def score(args: argparse.Namespace) -> dict:
+        per_image = {}
+        for pred_path, gt_path in match_by_stem(args.pred_dir, args.gt_dir, IMAGE_SUFFIXES):
+            pred, gt = read_rgb(pred_path), mod_crop(read_rgb(gt_path), args.scale)
+            if pred.shape != gt.shape:
+                raise ValueError(f'{pred_path}: size {pred.shape[:2]} differs from the mod-cropped ground truth '
+                                 f'{gt_path} {gt.shape[:2]}')
+            per_image[gt_path.stem] = score_pair(pred, gt, args.scale, args.color)
+        return dict(PSNR=float(np.mean([r['psnr'] for r in per_image.values()])),
+                    SSIM=float(np.mean([r['ssim'] for r in per_image.values()])),
+                    num_images=len(per_image), per_image=per_image)

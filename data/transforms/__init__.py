@@ -1,0 +1,7 @@
+"""Per-task transform pipelines (albumentations where it fits) and the colour/resize helpers they use."""
+from .color import rgb_to_y, rgb_to_ycbcr, ycbcr_to_rgb
+from .resize import bicubic_downscale, bicubic_resize, mod_crop
+from .paired import PairedFlipRotate, PairedRandomCrop
+
+__all__ = ['rgb_to_y', 'rgb_to_ycbcr', 'ycbcr_to_rgb', 'bicubic_downscale', 'bicubic_resize', 'mod_crop',
+           'PairedFlipRotate', 'PairedRandomCrop']

@@ -1,0 +1,6 @@
+"""Feature fusion between backbones and heads (SSDLite extra layers, FPN/PAN, ASPP-lite)."""
+from mmengine.registry import Registry, build_model_from_cfg
+
+NECKS = Registry('neck', build_func=build_model_from_cfg, scope='mobilevision', locations=['necks'])
+
+__all__ = ['NECKS']

@@ -1,0 +1,101 @@
+"""The public entry points: ``build_model`` (any config, optional checkpoint) and ``Inferencer``."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import List, Optional, Sequence, Union
+
+import numpy as np
+import torch
+from mmengine.config import Config
+from mmengine.registry import DefaultScope, init_default_scope
+from torch import nn
+
+from backbones.checkpoint_io import safe_load, state_dict_of
+from .registry import TASKS
+
+ConfigLike = Union[str, os.PathLike, Config, dict]
+ImageLike = Union[np.ndarray, str, os.PathLike]
+
+
+def load_config(config: ConfigLike) -> Config:
+    """A ``Config`` from a path, a dict or a ``Config``."""
+    if isinstance(config, Config):
+        return config
+    if isinstance(config, dict):
+        return Config(config)
+    path = os.fspath(config)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f'config file {path} does not exist')
+    return Config.fromfile(path)
+
+
+def load_weights(model: nn.Module, checkpoint: str, strict: bool = True) -> None:
+    """Load a checkpoint (ours or a Runner's) into ``model`` with the safe loader; mismatches are named."""
+    state = state_dict_of(safe_load(os.fspath(checkpoint)))
+    if any(k.startswith('module.') for k in state):  # saved from DistributedDataParallel
+        state = {k[len('module.'):]: v for k, v in state.items()}
+    result = model.load_state_dict(state, strict=False)
+    if strict and (result.missing_keys or result.unexpected_keys):
+        raise RuntimeError(f'checkpoint {checkpoint} does not fit the model: missing {result.missing_keys[:8]}, '
+                           f'unexpected {result.unexpected_keys[:8]}')
+
+
+def build_model(config: ConfigLike, checkpoint: Optional[str] = None, device: Union[str, torch.device] = 'cpu'):
+    """Build ``config.model`` from the registries, load ``checkpoint`` if given; returned in eval mode."""
+    cfg = load_config(config)
+    if 'model' not in cfg:
+        raise KeyError('the config has no `model` entry')
+    if DefaultScope.get_current_instance() is None:
+        init_default_scope(cfg.get('default_scope', 'mobilevision'))
+    with DefaultScope.overwrite_default_scope('mobilevision'):
+        model = TASKS.build(cfg.model)
+    if checkpoint:
+        load_weights(model, checkpoint)
+    return model.to(device).eval()
+
+
+class Inferencer:
+    """Run a trained model on images: ``Inferencer(cfg, ckpt)(image_or_path_or_list)``.
+
+    A single image (RGB array or path) gives one result dict; a list gives a list. Results are in the original
+    image's coordinates (see each task's ``predict``). ``visualize(image, result)`` draws one for a person.
+    """
+
+    def __init__(self, config: ConfigLike, checkpoint: Optional[str] = None,
+                 device: Union[str, torch.device] = 'cpu') -> None:
+        from data.datasets import build_pipeline
+        self.cfg = load_config(config)
+        self.model = build_model(self.cfg, checkpoint, device)
+        self.pipeline = build_pipeline(self.cfg.get('infer_pipeline', []))
+
+    def sample(self, image: ImageLike, name: Optional[str] = None) -> dict:
+        from data.io import read_rgb
+        if isinstance(image, (str, os.PathLike)):
+            file = os.fspath(image)
+            image, name = read_rgb(file), name or Path(file).stem
+        else:
+            file = None
+            image = np.asarray(image)
+            if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+                raise ValueError(f'expected an HxWx3 uint8 RGB image, got {image.dtype} array of shape {image.shape}')
+        sample = dict(img=image, meta=dict(img_id=name, file=file, ori_shape=image.shape[:2]))
+        for transform in self.pipeline:
+            sample = transform(sample)
+        return sample
+
+    @torch.no_grad()
+    def __call__(self, inputs: Union[ImageLike, Sequence[ImageLike]]):
+        single = not isinstance(inputs, (list, tuple))
+        items = [inputs] if single else list(inputs)
+        results: List[dict] = []
+        for item in items:
+            data = self.model.data_preprocessor([self.sample(item)], False)
+            results += self.model(**data, mode='predict')
+        return results[0] if single else results
+
+    def visualize(self, image: ImageLike, result: dict) -> np.ndarray:
+        if not isinstance(image, np.ndarray):
+            from data.io import read_rgb
+            image = read_rgb(image)
+        return self.model.visualize(image, result)

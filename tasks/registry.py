@@ -1,0 +1,5 @@
+"""The task-model registry: a child of mmengine's ``MODELS`` so the Runner can build our models (DESIGN.md)."""
+from mmengine.registry import MODELS as MMENGINE_MODELS
+from mmengine.registry import Registry
+
+TASKS = Registry('task', parent=MMENGINE_MODELS, scope='mobilevision', locations=['tasks'])
