@@ -37,16 +37,16 @@ def checkpoint_allow_list() -> List[Any]:
     from collections import OrderedDict, defaultdict
     allowed: List[Any] = [OrderedDict, defaultdict, dict, set, frozenset, tuple, list] + _numpy_globals()
     try:
-        from mmengine.logging.history_buffer import HistoryBuffer
-        allowed.append(HistoryBuffer)
-    except ImportError:  # pragma: no cover - mmengine is a dependency
-        pass
-    try:
         from mmengine.config.config import ConfigDict
         allowed.append(ConfigDict)
     except ImportError:  # pragma: no cover
         pass
     return allowed
+
+
+def _unpickler_detail(err: Exception) -> str:
+    lines = [line.strip() for line in str(err).splitlines() if 'Unpickler error' in line]
+    return lines[0].split('. Please use')[0] if lines else ''
 
 
 def safe_load(filename: str, map_location: Any = 'cpu') -> Any:
@@ -58,9 +58,8 @@ def safe_load(filename: str, map_location: Any = 'cpu') -> Any:
             return torch.load(filename, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
         raise UnsafeCheckpointError(
-            f'refusing to load {filename}: it holds pickled objects outside the allow-list of tensors, containers, '
-            f'numpy arrays and mmengine HistoryBuffer, and loading them could execute code. Detail: '
-            f'{str(err).splitlines()[0] if str(err) else err!r}') from None
+            f'refusing to load {filename}: it holds pickled objects outside the allow-list (tensors, containers, '
+            f'numpy arrays), and loading them could execute code. {_unpickler_detail(err)}') from None
     except (RuntimeError, EOFError) as err:
         raise RuntimeError(f'cannot read checkpoint {filename}: {err}') from err
 

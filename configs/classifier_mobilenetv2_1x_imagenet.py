@@ -4,5 +4,5 @@ default_scope = 'mobilevision'
 model = dict(type='ImageClassifier',
              backbone=dict(type='MobileNetV2', width_mult=1.0),
              head=dict(type='LinearClsHead', num_classes=1000, dropout=0.2))
-infer_pipeline = [dict(type='Resize', height=224, width=224)]
+infer_pipeline = [dict(type='Albumentations', transforms=[dict(type='Resize', height=224, width=224)])]
 benchmark_shape = (3, 224, 224)

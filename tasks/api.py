@@ -70,15 +70,15 @@ class Inferencer:
         self.pipeline = build_pipeline(self.cfg.get('infer_pipeline', []))
 
     def sample(self, image: ImageLike, name: Optional[str] = None) -> dict:
-        from data.io import read_rgb
+        """The sample dict of one input (read with the model's ``read_input`` when a path is given)."""
         if isinstance(image, (str, os.PathLike)):
             file = os.fspath(image)
-            image, name = read_rgb(file), name or Path(file).stem
+            image, name = self.model.read_input(file), name or Path(file).name.split('.')[0]
         else:
             file = None
             image = np.asarray(image)
-            if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-                raise ValueError(f'expected an HxWx3 uint8 RGB image, got {image.dtype} array of shape {image.shape}')
+        if isinstance(image, np.ndarray) and image.dtype == np.uint8 and (image.ndim != 3 or image.shape[2] != 3):
+            raise ValueError(f'expected an HxWx3 uint8 RGB image, got an array of shape {image.shape}')
         sample = dict(img=image, meta=dict(img_id=name, file=file, ori_shape=image.shape[:2]))
         for transform in self.pipeline:
             sample = transform(sample)
@@ -96,6 +96,5 @@ class Inferencer:
 
     def visualize(self, image: ImageLike, result: dict) -> np.ndarray:
         if not isinstance(image, np.ndarray):
-            from data.io import read_rgb
-            image = read_rgb(image)
+            image = self.model.read_input(os.fspath(image))
         return self.model.visualize(image, result)

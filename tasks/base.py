@@ -61,8 +61,27 @@ class TaskModel(BaseModel):
         raise NotImplementedError
 
     def save_result(self, result: dict, stem: str) -> List[str]:
-        """Write the raw result next to the visualisation (e.g. ``stem + '.npy'``); returns the paths written."""
+        """Write the raw result next to the visualisation (e.g. ``stem + '.npy'``); returns the paths written.
+
+        ``tools/infer.py --save-raw`` calls it once per image (or video frame, ``stem`` then ends in the frame
+        number); tasks override it (detection: COCO-style json, depth: .npy/16-bit PNG, volumes: NIfTI).
+        """
         return []
+
+    # --- inputs of tools/infer.py and Inferencer ------------------------------------------------------------
+    #: file suffixes ``tools/infer.py`` picks from a folder or glob
+    input_suffixes = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
+    #: whether ``tools/infer.py`` may feed this model video frames
+    supports_video = True
+
+    def read_input(self, path: str) -> np.ndarray:
+        """Read one input file (RGB uint8 by default; volumetric tasks read NIfTI cases)."""
+        from data.io import read_rgb
+        return read_rgb(path)
+
+    def collect_inputs(self, path: str) -> Optional[List[str]]:
+        """Task-specific discovery of inputs under ``path`` (e.g. BraTS case folders); ``None`` = the default."""
+        return None
 
 
 def stack_images(images: List[np.ndarray], what: str) -> torch.Tensor:

@@ -18,10 +18,14 @@ from mmengine.fileio import register_backend
 from mmengine.fileio.backends import LocalBackend
 from mmengine.runner.checkpoint import CheckpointLoader
 
+from mmengine.hooks import Hook
+from mmengine.logging.history_buffer import HistoryBuffer
+
 from backbones.checkpoint_io import UnsafeCheckpointError, safe_load, state_dict_of
+from .registry import HOOKS
 
 __all__ = ['AtomicLocalBackend', 'atomic_write_bytes', 'atomic_torch_save', 'load_local_checkpoint',
-           'find_resumable_checkpoint', 'safe_load', 'state_dict_of', 'UnsafeCheckpointError']
+           'find_resumable_checkpoint', 'PlainLogHistoryHook', 'safe_load', 'state_dict_of', 'UnsafeCheckpointError']
 
 
 def atomic_write_bytes(data: bytes, filepath: Union[str, Path]) -> None:
@@ -62,10 +66,41 @@ class AtomicLocalBackend(LocalBackend):
 register_backend('local', AtomicLocalBackend, force=True)
 
 
+def _plain_history(buffer: HistoryBuffer) -> dict:
+    return dict(log_history=buffer._log_history, count_history=buffer._count_history,
+                max_length=buffer.max_length)
+
+
+def _restore_history(checkpoint: dict) -> dict:
+    """Turn the plain log-history dicts written by ``PlainLogHistoryHook`` back into ``HistoryBuffer``s."""
+    hub = checkpoint.get('message_hub') if isinstance(checkpoint, dict) else None
+    if isinstance(hub, dict) and isinstance(hub.get('log_scalars'), dict):
+        hub['log_scalars'] = {k: HistoryBuffer(v['log_history'], v['count_history'], int(v['max_length']))
+                              if isinstance(v, dict) else v for k, v in hub['log_scalars'].items()}
+    return checkpoint
+
+
+@HOOKS.register_module()
+class PlainLogHistoryHook(Hook):
+    """Store the Runner's log history as plain arrays so checkpoints load with ``weights_only=True``.
+
+    mmengine pickles its ``HistoryBuffer`` objects with bound methods (``getattr``), which a safe loader must
+    refuse; this hook replaces them by dicts of arrays before saving, and the loader restores them.
+    """
+
+    priority = 'VERY_LOW'
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        hub = checkpoint.get('message_hub')
+        if isinstance(hub, dict) and isinstance(hub.get('log_scalars'), dict):
+            hub['log_scalars'] = {k: _plain_history(v) if isinstance(v, HistoryBuffer) else v
+                                  for k, v in hub['log_scalars'].items()}
+
+
 @CheckpointLoader.register_scheme(prefixes='', force=True)
 def load_local_checkpoint(filename: str, map_location=None):
     """mmengine's loader for local paths, with ``weights_only=True`` and our allow-list."""
-    return safe_load(os.path.expanduser(filename), map_location=map_location or 'cpu')
+    return _restore_history(safe_load(os.path.expanduser(filename), map_location=map_location or 'cpu'))
 
 
 def find_resumable_checkpoint(work_dir: Union[str, Path]) -> Optional[str]:

@@ -3,3 +3,7 @@ from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import Registry
 
 TASKS = Registry('task', parent=MMENGINE_MODELS, scope='mobilevision', locations=['tasks'])
+
+from mmengine.registry import HOOKS as MMENGINE_HOOKS  # noqa: E402
+
+HOOKS = Registry('hook', parent=MMENGINE_HOOKS, scope='mobilevision', locations=['tasks.checkpoint'])

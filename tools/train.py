@@ -52,6 +52,9 @@ def main(argv=None) -> None:
                 raise FileNotFoundError(f'checkpoint {checkpoint} does not exist')
             print(f'resuming from {checkpoint}')
             cfg.resume, cfg.load_from = True, checkpoint
+    hooks = cfg.get('custom_hooks', [])
+    if not any(h.get('type') in ('PlainLogHistoryHook', 'mobilevision.PlainLogHistoryHook') for h in hooks):
+        cfg.custom_hooks = list(hooks) + [dict(type='PlainLogHistoryHook')]  # keeps checkpoints safely loadable
     os.makedirs(cfg.work_dir, exist_ok=True)
     runner = Runner.from_cfg(cfg)
     runner.train()

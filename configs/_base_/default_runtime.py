@@ -12,6 +12,7 @@ env_cfg = dict(cudnn_benchmark=False, mp_cfg=dict(mp_start_method='fork', opencv
                dist_cfg=dict(backend='nccl'))
 log_processor = dict(type='LogProcessor', window_size=50, by_epoch=True)
 log_level = 'INFO'
+custom_hooks = [dict(type='PlainLogHistoryHook')]  # checkpoints that load with weights_only=True
 load_from = None
 resume = False
 randomness = dict(seed=0)

@@ -24,10 +24,11 @@ test_dataloader = val_dataloader
 val_evaluator = dict(type='SRMetric', scale=scale, color='y', baseline=True)
 test_evaluator = val_evaluator
 infer_pipeline = []
-# Adam, lr 1e-3 cosine-annealed to 1e-5 over 200 epochs of 100 iterations (20,000 iterations of batch 64).
-# The paper anneals from 0.01 to 1e-4 with SGD until convergence; Adam converges in far fewer steps on a CPU.
-max_epochs = 200
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=20)
+# Adam, lr 1e-3 cosine-annealed to 1e-5 over 500 epochs of 100 iterations (50,000 iterations of batch 64,
+# about 20 minutes on one CPU thread). The paper anneals from 0.01 to 1e-4 until the loss stops improving; a
+# 20,000-iteration run of this recipe reached 32.34 dB at x3, short of the paper's 32.55, hence the longer run.
+max_epochs = 500
+train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=50)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 optim_wrapper = dict(type='OptimWrapper', optimizer=dict(type='Adam', lr=1e-3))

@@ -2,6 +2,7 @@
 from .color import rgb_to_y, rgb_to_ycbcr, ycbcr_to_rgb
 from .resize import bicubic_downscale, bicubic_resize, mod_crop
 from .paired import PairedFlipRotate, PairedRandomCrop
+from .albu import Albumentations, build_albu
 
 __all__ = ['rgb_to_y', 'rgb_to_ycbcr', 'ycbcr_to_rgb', 'bicubic_downscale', 'bicubic_resize', 'mod_crop',
-           'PairedFlipRotate', 'PairedRandomCrop']
+           'PairedFlipRotate', 'PairedRandomCrop', 'Albumentations', 'build_albu']

@@ -1,4 +1,4 @@
-"""Pictures for people: labelled side-by-side panels (more drawing helpers join as tasks need them)."""
+"""Labelled side-by-side panels (super-resolution comparisons, input beside prediction)."""
 from __future__ import annotations
 
 from typing import Sequence

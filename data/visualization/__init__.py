@@ -1,0 +1,4 @@
+"""Drawing results for people; one module per kind of picture (panels, boxes, masks, depth, volumes)."""
+from .panels import label_panels, put_label
+
+__all__ = ['label_panels', 'put_label']
