@@ -1,4 +1,8 @@
 """Datasets: each returns plain sample dicts with the keys of DESIGN.md (img, gt_*, meta)."""
 from .sr_folder import SRImageFolder, build_pipeline
+from .detection_base import DetectionDataset, validate_boxes  # noqa: F401  (detection data)
+from .coco import CocoDetection  # noqa: F401
+from .voc import VOC_CLASSES, VOCDetection  # noqa: F401
+from .yolo import YOLODetection  # noqa: F401
 
 __all__ = ['SRImageFolder', 'build_pipeline']
