@@ -6,3 +6,6 @@ from .voc import VOC_CLASSES, VOCDetection  # noqa: F401
 from .yolo import YOLODetection  # noqa: F401
 
 __all__ = ['SRImageFolder', 'build_pipeline']
+from .voc_seg import VOCSegmentation  # noqa: F401,E402  (issue 3)
+from .cityscapes import CityscapesSegmentation  # noqa: F401,E402
+from .coco_seg import CocoVOCSegmentation  # noqa: F401,E402

@@ -2,3 +2,4 @@
 from .panels import label_panels, put_label
 
 __all__ = ['label_panels', 'put_label']
+from .masks import colorize, draw_segmentation  # noqa: F401,E402  (issue 3)
