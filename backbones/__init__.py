@@ -7,3 +7,4 @@ from .converters import WEIGHT_CONVERTERS, load_backbone_weights
 
 __all__ = ['BACKBONES', 'InvertedResidual', 'make_divisible', 'MobileNetV2', 'MobileNetV3', 'ESPCNFeatures',
            'WEIGHT_CONVERTERS', 'load_backbone_weights']
+from .mobilenet_v1 import MobileNetV1  # noqa: F401,E402  (FastDepth encoder, issue 4)

@@ -5,3 +5,4 @@ from .classification import LinearClsHead
 
 __all__ = ['HEADS', 'SubPixelHead', 'LinearClsHead']
 from . import deeplab, lraspp  # noqa: F401  (segmentation heads, issue 3)
+from .nnconv5 import NNConv5Decoder  # noqa: F401,E402  (FastDepth decoder, issue 4)

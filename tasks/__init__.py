@@ -10,3 +10,4 @@ from . import classification, super_resolution  # noqa: F401  (register the task
 
 __all__ = ['TASKS', 'TaskModel', 'Inferencer', 'build_model', 'load_config', 'load_weights']
 from . import segmentation  # noqa: F401,E402  (issue 3)
+from . import depth  # noqa: F401,E402  (issue 4)

@@ -35,4 +35,4 @@ optim_wrapper = dict(type='OptimWrapper', optimizer=dict(type='Adam', lr=1e-3))
 param_scheduler = [dict(type='CosineAnnealingLR', T_max=max_epochs, eta_min=1e-5, by_epoch=True,
                         convert_to_iter_based=True)]
 default_hooks = dict(checkpoint=dict(type='CheckpointHook', interval=10, max_keep_ckpts=2, save_last=True))
-benchmark_shape = (3, 256, 256)   # LR input size for tools/benchmark.py
+benchmark_shape = (1, 256, 256)   # tensor-mode input of tools/benchmark.py and export.py: a 256x256 LR luma

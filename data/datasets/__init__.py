@@ -4,6 +4,7 @@ from .detection_base import DetectionDataset, validate_boxes  # noqa: F401  (det
 from .coco import CocoDetection  # noqa: F401
 from .voc import VOC_CLASSES, VOCDetection  # noqa: F401
 from .yolo import YOLODetection  # noqa: F401
+from .nyu import NYUDepthV2  # noqa: F401  (issue 4)
 
 __all__ = ['SRImageFolder', 'build_pipeline']
 from .voc_seg import VOCSegmentation  # noqa: F401,E402  (issue 3)

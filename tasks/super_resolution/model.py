@@ -93,6 +93,12 @@ class SuperResolver(TaskModel):
                 results.append(dict(image=np.clip(np.round(out.transpose(1, 2, 0)), 0, 255).astype(np.uint8)))
         return results
 
+    def save_result(self, result: dict, stem: str) -> List[str]:
+        """The super-resolved image itself (the picture of ``visualize`` is the side-by-side comparison)."""
+        from data.io import write_rgb
+        write_rgb(stem + '_sr.png', result['image'])
+        return [stem + '_sr.png']
+
     def visualize(self, image: np.ndarray, result: dict) -> np.ndarray:
         """Bicubic (left) and ESPCN (right) side by side, labelled."""
         from data.visualization import label_panels

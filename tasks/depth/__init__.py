@@ -1,0 +1,5 @@
+"""Monocular depth estimation: FastDepth (MobileNet encoder + NNConv5 decoder with additive skips)."""
+from .losses import DEPTH_LOSSES, berhu_loss, l1_loss, silog_loss
+from .model import DepthDataPreprocessor, DepthEstimator
+
+__all__ = ['DEPTH_LOSSES', 'berhu_loss', 'l1_loss', 'silog_loss', 'DepthDataPreprocessor', 'DepthEstimator']

@@ -1,0 +1,128 @@
+#!/usr/bin/env python
+"""Parameters, multiply-adds and batch-1 CPU latency of a config's model.
+
+MACs are counted by ``torch.utils.flop_counter.FlopCounterMode`` on the tensor mode (convolutions and matrix
+products; MACs = FLOPs / 2). Latency is the median and 90th percentile of ``--runs`` timed calls after
+``--warmup`` untimed ones, for the tensor mode and for the whole predict path (data preprocessor, network and
+post-processing on a random input of the same size).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from typing import Callable, Dict, Optional, Sequence
+
+import numpy as np
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+import data  # noqa: F401
+import tasks  # noqa: F401
+from tasks import build_model, load_config
+
+
+def count_parameters(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def count_macs(model: torch.nn.Module, example: torch.Tensor) -> int:
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        model(example, mode='tensor')
+    return counter.get_total_flops() // 2
+
+
+def time_calls(fn: Callable[[], object], runs: int = 50, warmup: int = 5) -> Dict[str, float]:
+    """Median / p90 / mean wall time in milliseconds of ``fn``."""
+    with torch.no_grad():
+        for _ in range(warmup):
+            fn()
+        times = []
+        for _ in range(runs):
+            start = time.perf_counter()
+            fn()
+            times.append((time.perf_counter() - start) * 1e3)
+    times = np.asarray(times)
+    return dict(median_ms=float(np.median(times)), p90_ms=float(np.percentile(times, 90)),
+                mean_ms=float(times.mean()))
+
+
+def random_sample(shape: Sequence[int]) -> dict:
+    """A random input of the model's input size: an RGB uint8 image for 2D models, a float volume otherwise."""
+    rng = np.random.default_rng(0)
+    if len(shape) == 3:
+        image = rng.integers(0, 256, (shape[1], shape[2], 3), dtype=np.uint8)
+    else:
+        image = rng.standard_normal(tuple(shape)).astype(np.float32)
+    return dict(img=image, meta=dict(img_id='benchmark', file=None, ori_shape=tuple(image.shape[:2])))
+
+
+def benchmark(config, shape: Optional[Sequence[int]] = None, runs: int = 50, warmup: int = 5,
+              threads: Optional[int] = None, predict: bool = True) -> dict:
+    if threads:
+        torch.set_num_threads(threads)
+    cfg = load_config(config)
+    shape = tuple(shape or cfg.get('benchmark_shape') or ())
+    if not shape:
+        raise SystemExit('no --shape given and the config has no benchmark_shape')
+    model = build_model(cfg)
+    example = torch.randn(1, *shape)
+    report = dict(config=str(config), input_shape=[1, *shape], threads=torch.get_num_threads(),
+                  params=count_parameters(model), macs=count_macs(model, example))
+    report['tensor'] = time_calls(lambda: model(example, mode='tensor'), runs, warmup)
+    if predict:
+        sample = random_sample(shape)
+        from data.datasets import build_pipeline
+        pipeline = build_pipeline(cfg.get('infer_pipeline', []))
+
+        def full_path():
+            s = dict(sample, meta=dict(sample['meta']))
+            for t in pipeline:
+                s = t(s)
+            batch = model.data_preprocessor([s], False)
+            return model(**batch, mode='predict')
+        try:
+            report['predict'] = time_calls(full_path, runs, warmup)
+        except Exception as err:  # report what could not be timed rather than hide it
+            report['predict'] = dict(error=f'{type(err).__name__}: {err}')
+    report['fps_tensor'] = 1e3 / report['tensor']['median_ms']
+    return report
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('config', help='config file')
+    parser.add_argument('--shape', type=int, nargs='+', help="input shape without batch (default: the config's "
+                        'benchmark_shape), e.g. 3 224 224')
+    parser.add_argument('--runs', type=int, default=50, help='timed runs')
+    parser.add_argument('--warmup', type=int, default=5, help='untimed runs first')
+    parser.add_argument('--threads', type=int, help='torch CPU threads (default: torch default)')
+    parser.add_argument('--no-predict', action='store_true', help='time the tensor mode only')
+    parser.add_argument('--json', action='store_true', help='print one JSON object')
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    report = benchmark(args.config, args.shape, args.runs, args.warmup, args.threads, not args.no_predict)
+    if args.json:
+        print(json.dumps(report))
+        return report
+    print(f"{report['config']}  input {'x'.join(map(str, report['input_shape']))}  threads {report['threads']}")
+    print(f"  parameters      {report['params']:,} ({report['params'] / 1e6:.2f} M)")
+    print(f"  multiply-adds   {report['macs']:,} ({report['macs'] / 1e9:.3f} G)")
+    t = report['tensor']
+    print(f"  tensor mode     median {t['median_ms']:.2f} ms  p90 {t['p90_ms']:.2f} ms  "
+          f"({report['fps_tensor']:.1f} frames/s)")
+    if 'predict' in report:
+        p = report['predict']
+        if 'error' in p:
+            print(f"  predict path    not timed: {p['error']}")
+        else:
+            print(f"  predict path    median {p['median_ms']:.2f} ms  p90 {p['p90_ms']:.2f} ms")
+    return report
+
+
+if __name__ == '__main__':
+    main()
