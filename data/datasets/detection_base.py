@@ -6,7 +6,7 @@ rules to all formats, at load time, so bad annotations are reported once and not
 
 * a class id outside ``0..K-1`` is a ``ValueError`` naming the file and line (or object / annotation id);
 * non-finite coordinates are a ``ValueError`` naming the file and line;
-* boxes reaching outside the image are clipped to it (counted in ``box_report['clipped']``);
+* boxes reaching outside the image are clipped to it (those kept are counted in ``box_report['clipped']``);
 * boxes with zero (or negative) width or height after clipping are dropped (counted in
   ``box_report['dropped']``) and a warning naming the file is logged on the ``mobilevision.data`` logger.
 
@@ -85,15 +85,15 @@ def validate_boxes(bboxes: np.ndarray, labels: np.ndarray, ignore_flags: np.ndar
     if not_finite.size:
         i = int(not_finite[0])
         raise ValueError(f'{source}: {where(i)}: box {bboxes[i].tolist()} has non-finite coordinates')
-    num_clipped = 0
+    changed = np.zeros(len(bboxes), bool)
     if height is not None and width is not None:
         clipped = bboxes.copy()
         clipped[:, 0::2] = clipped[:, 0::2].clip(0, width)
         clipped[:, 1::2] = clipped[:, 1::2].clip(0, height)
-        num_clipped = int((clipped != bboxes).any(axis=1).sum())
+        changed = (clipped != bboxes).any(axis=1)
         bboxes = clipped
     keep = (bboxes[:, 2] > bboxes[:, 0]) & (bboxes[:, 3] > bboxes[:, 1])
-    num_dropped = int((~keep).sum())
+    num_clipped, num_dropped = int((changed & keep).sum()), int((~keep).sum())
     return bboxes[keep], labels[keep], ignore_flags[keep], num_clipped, num_dropped
 
 
@@ -124,6 +124,8 @@ class DetectionDataset(BaseDataset):
     # ----- mmengine BaseDataset hooks -----
     def load_data_list(self) -> List[dict]:
         raw_records = self.load_records()  # may fill in self._metainfo (COCO reads its categories)
+        if not raw_records:
+            raise ValueError(f'{type(self).__name__}: no images found ({self._describe()})')
         num_classes = len(self._metainfo['classes'])
         records = []
         for record in raw_records:
@@ -140,7 +142,11 @@ class DetectionDataset(BaseDataset):
     def filter_data(self) -> List[dict]:
         if not self.filter_empty_gt or self.test_mode:
             return self.data_list
-        return [r for r in self.data_list if (~r['ignore_flags']).any()]
+        kept = [r for r in self.data_list if (~r['ignore_flags']).any()]
+        if not kept:
+            raise ValueError(f'{self!r}: none of the {len(self.data_list)} images has a box: filter_empty_gt=True '
+                             'would leave an empty dataset')
+        return kept
 
     def get_cat_ids(self, idx: int) -> List[int]:
         return sorted(set(self.get_data_info(idx)['labels'].tolist()))
@@ -183,6 +189,12 @@ class DetectionDataset(BaseDataset):
             LOGGER.warning('%s: %d box(es) clipped to the image, %d with zero area dropped, in %d file(s)',
                            type(self).__name__, report['clipped'], report['dropped'], len(report['files']))
 
+    def _describe(self) -> str:
+        return ', '.join(f'{k}={v}' for k, v in vars(self).items()
+                         if k in ('coco_file', 'img_dir', 'devkit_root', 'years', 'splits', 'image_dir'))
+
     def __repr__(self) -> str:
+        if not self._fully_initialized:
+            return f'{type(self).__name__}({self._describe()})'
         return (f'{type(self).__name__}(num_images={len(self)}, num_classes={len(self._metainfo["classes"])}, '
                 f'clipped={self.box_report["clipped"]}, dropped={self.box_report["dropped"]})')
