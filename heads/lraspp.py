@@ -39,6 +39,7 @@ class LRASPPHead(nn.Module):
         pool = (nn.AdaptiveAvgPool2d(1) if pool_kernel is None
                 else nn.AvgPool2d(pool_kernel, stride=pool_stride or pool_kernel))
         self.scale = nn.Sequential(pool, nn.Conv2d(high, channels, 1, bias=False), nn.Sigmoid())
+        self.global_pool = pool_kernel is None
         self.low_classifier = nn.Conv2d(low, num_classes, 1)
         self.high_classifier = nn.Conv2d(channels, num_classes, 1)
         self.out_channels = [num_classes]
@@ -47,7 +48,7 @@ class LRASPPHead(nn.Module):
         low, high = features[self.low_index], features[self.high_index]
         gate = self.scale(high)
         x = self.cbr(high)
-        if gate.shape[-2:] != x.shape[-2:]:  # strided pooling: stretch the gate back over the map
+        if not self.global_pool:  # strided pooling: stretch the gate back over the map
             gate = F.interpolate(gate, size=x.shape[-2:], mode='bilinear', align_corners=False)
         x = F.interpolate(x * gate, size=low.shape[-2:], mode='bilinear', align_corners=False)
         return self.low_classifier(low) + self.high_classifier(x)

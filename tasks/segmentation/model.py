@@ -171,8 +171,6 @@ class Segmentor(TaskModel):
 
     # --- forward modes -----------------------------------------------------------------------------------------
     def _upsample(self, logits: torch.Tensor, size) -> torch.Tensor:
-        if tuple(logits.shape[-2:]) == tuple(size):
-            return logits
         return F.interpolate(logits, size=size, mode='bilinear', align_corners=self.align_corners)
 
     def _logits(self, inputs: torch.Tensor, with_aux: bool = False):
