@@ -8,3 +8,4 @@ from .converters import WEIGHT_CONVERTERS, load_backbone_weights
 __all__ = ['BACKBONES', 'InvertedResidual', 'make_divisible', 'MobileNetV2', 'MobileNetV3', 'ESPCNFeatures',
            'WEIGHT_CONVERTERS', 'load_backbone_weights']
 from .mobilenet_v1 import MobileNetV1  # noqa: F401,E402  (FastDepth encoder, issue 4)
+from .reversible_unet3d import ReversibleUNet3dEncoder  # noqa: F401,E402  (issue 5: reversible 3D U-Net)

@@ -10,3 +10,4 @@ __all__ = ['SRImageFolder', 'build_pipeline']
 from .voc_seg import VOCSegmentation  # noqa: F401,E402  (issue 3)
 from .cityscapes import CityscapesSegmentation  # noqa: F401,E402
 from .coco_seg import CocoVOCSegmentation  # noqa: F401,E402
+from .brats import BraTSDataset, SyntheticBraTS  # noqa: F401,E402  (issue 5)

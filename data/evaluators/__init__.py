@@ -7,3 +7,4 @@ from .voc_metric import VOCMetric, VOCScorer  # noqa: F401  (issue 2)
 
 __all__ = ['SRMetric', 'psnr', 'ssim', 'PSNRScorer', 'match_by_stem']
 from .miou import IoUMetric, MIoUScorer  # noqa: F401,E402  (issue 3)
+from .brats_metrics import BraTSDiceScorer, BraTSMetric  # noqa: F401,E402  (issue 5)

@@ -10,3 +10,4 @@ from .depth import DepthResize, FastDepthAugment, FastDepthResizeCrop  # noqa: F
 __all__ = ['rgb_to_y', 'rgb_to_ycbcr', 'ycbcr_to_rgb', 'bicubic_downscale', 'bicubic_resize', 'mod_crop',
            'PairedFlipRotate', 'PairedRandomCrop', 'Albumentations', 'build_albu']
 from .segmentation import SegTestResize, SegTrainAugment  # noqa: F401,E402  (issue 3)
+from .volumetric import RandomIntensityShiftScale, RandomVolumeFlip, RandomVolumePatch  # noqa: F401,E402  (issue 5)
