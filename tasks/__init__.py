@@ -11,3 +11,5 @@ from . import classification, super_resolution  # noqa: F401  (register the task
 __all__ = ['TASKS', 'TaskModel', 'Inferencer', 'build_model', 'load_config', 'load_weights']
 from . import segmentation  # noqa: F401,E402  (issue 3)
 from . import depth  # noqa: F401,E402  (issue 4)
+from . import detection  # noqa: F401,E402  (issue 2: SSDLite detection)
+from . import volumetric  # noqa: F401,E402  (issue 5: BraTS volumes)
