@@ -6,8 +6,8 @@ true positive if that box is not ``difficult`` and not yet matched, a false posi
 neither if the box is ``difficult``; below 0.5 it is a false positive. Difficult boxes are not counted in the number
 of positives. From ``rec = cumsum(tp) / npos`` and ``prec = cumsum(tp) / (cumsum(tp) + cumsum(fp))``:
 
-* VOC2007 11-point AP: the mean over ``t`` in {0, 0.1, ..., 1} of ``max(prec[rec >= t])`` (0 when empty);
-  ``rec >= t`` is tested exactly (``tp * 10 >= k * npos``) so recalls such as 3/10 are not lost to rounding;
+* VOC2007 11-point AP: the mean over ``t`` in ``0:0.1:1`` of ``max(prec[rec >= t])`` (0 when empty), with the
+  ``t`` values MATLAB computes (see ``DEVKIT_11_POINTS``);
 * area AP (VOC2010+): the area under the precision envelope (precision made monotone decreasing), summed where
   recall changes.
 
@@ -31,20 +31,19 @@ from .coco_metric import rescale_to_original, to_numpy
 AP_MODES = ('11point', 'area')
 
 
-def voc_ap(recall: np.ndarray, precision: np.ndarray, mode: str = 'area',
-           num_tp: Optional[np.ndarray] = None, num_pos: Optional[int] = None) -> float:
-    """AP of one class from its recall/precision curve (``VOCap.m`` for ``area``, VOC2007 for ``11point``).
+# The recall levels of the VOC2007 devkit's ``for t=0:0.1:1``, as MATLAB's colon operator evaluates them: the
+# first half as ``k * 0.1``, the second as ``1 - (10 - k) * 0.1``. So t(4) is 0.30000000000000004 (a recall of
+# exactly 3/10 does not reach it, as in the devkit and its Python ports) while 0.6 and 0.7 are the nearest doubles.
+DEVKIT_11_POINTS = tuple([k * 0.1 for k in range(6)] + [1 - (10 - k) * 0.1 for k in range(6, 11)])
 
-    For ``11point``, pass ``num_tp`` (cumulative true positives) and ``num_pos`` to test ``rec >= k/10`` exactly.
-    """
+
+def voc_ap(recall: np.ndarray, precision: np.ndarray, mode: str = 'area') -> float:
+    """AP of one class from its recall/precision curve (``VOCap.m`` for ``area``, VOC2007 for ``11point``)."""
     recall, precision = np.asarray(recall, np.float64), np.asarray(precision, np.float64)
     if mode == '11point':
         ap = 0.0
-        for k in range(11):
-            if num_tp is not None and num_pos is not None:
-                reached = np.asarray(num_tp) * 10 >= k * num_pos
-            else:
-                reached = recall >= k / 10
+        for t in DEVKIT_11_POINTS:
+            reached = recall >= t
             ap += (precision[reached].max() if reached.any() else 0.0) / 11
         return float(ap)
     if mode != 'area':
@@ -105,7 +104,7 @@ def class_ap(detections, ground_truth, iou_thr: float = 0.5) -> Dict[str, float]
     ctp, cfp = np.cumsum(tp), np.cumsum(fp)
     recall = ctp / npos
     precision = ctp / np.maximum(ctp + cfp, np.finfo(np.float64).tiny)
-    return {'11point': voc_ap(recall, precision, '11point', ctp, npos), 'area': voc_ap(recall, precision, 'area')}
+    return {'11point': voc_ap(recall, precision, '11point'), 'area': voc_ap(recall, precision, 'area')}
 
 
 def evaluate_voc(gts: Dict[Hashable, dict], dets: Dict[Hashable, dict], classes: Sequence[str],
