@@ -177,6 +177,7 @@ class VOCMetric(BaseMetric):
     def __init__(self, iou_thr: float = 0.5, eval_mode: str = '11point', outfile_dir: Optional[str] = None,
                  split: str = 'test', collect_device: str = 'cpu', prefix: Optional[str] = None) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
+        eval_mode = {'11points': '11point', 'area': 'area'}.get(eval_mode, eval_mode)  # mmdet spells '11points'
         if eval_mode not in AP_MODES:
             raise ValueError(f'eval_mode must be one of {AP_MODES}, got {eval_mode!r}')
         self.iou_thr, self.eval_mode, self.outfile_dir, self.split = iou_thr, eval_mode, outfile_dir, split

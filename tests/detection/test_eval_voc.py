@@ -120,6 +120,9 @@ def test_voc_metric_end_to_end_and_devkit_files(assets, tmp_path, repo, capsys):
     assert out['voc/AP_person'] == pytest.approx(1.0) and out['voc/AP_dog'] == pytest.approx(0.5)
     assert out['voc/mAP'] == out['voc/mAP_area'] == pytest.approx(0.75)
     assert out['voc/mAP_11point'] == pytest.approx(0.75)
+    assert METRICS.build(dict(type='VOCMetric', eval_mode='11points')).eval_mode == '11point'
+    with pytest.raises(ValueError, match='eval_mode must be one of'):
+        METRICS.build(dict(type='VOCMetric', eval_mode='11'))
     # the devkit files score the same offline (1-based boxes written, read back)
     lines = (tmp_path / 'dets' / 'comp4_det_test_person.txt').read_text().split('\n')
     assert lines[0].split() == ['000001', '0.900000', '8.00', '12.00', '352.00', '498.00']
