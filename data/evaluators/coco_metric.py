@@ -77,7 +77,8 @@ def coco_evaluate(coco_gt, detections: List[dict], img_ids: Optional[Sequence] =
         evaluator.evaluate()
         evaluator.accumulate()
         evaluator.summarize()
-    return np.asarray(evaluator.stats, np.float64), buffer.getvalue()
+    summary = '\n'.join(line for line in buffer.getvalue().splitlines() if line.lstrip().startswith('Average'))
+    return np.asarray(evaluator.stats, np.float64), summary
 
 
 def coco_gt_from_samples(records: List[dict], cat_ids: Sequence[int], classes: Sequence[str]):
