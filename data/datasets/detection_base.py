@@ -101,13 +101,15 @@ class DetectionDataset(BaseDataset):
     """Base of the detection datasets: an mmengine ``BaseDataset`` (so ``ConcatDataset`` works) of records.
 
     Subclasses implement :meth:`load_records` returning raw records (boxes not yet validated) and set
-    ``self._metainfo = {'classes': [...], 'cat_ids': [...]}`` (or pass it as ``metainfo``). ``filter_empty_gt`` drops images without any
-    (non-ignored) box, for training. ``box_report`` counts the clipped and dropped boxes and lists the files.
+    ``self._metainfo = {'classes': [...], 'cat_ids': [...]}`` (or pass it as ``metainfo``). ``filter_empty_gt``
+    drops images without any (non-ignored) box, for training. ``box_report`` counts the clipped and dropped
+    boxes and lists the files.
     """
 
     def __init__(self, pipeline: Optional[Sequence[Union[dict, Callable]]] = None, filter_empty_gt: bool = False,
-                 metainfo: Optional[dict] = None, test_mode: bool = False, lazy_init: bool = False, serialize_data: bool = True,
-                 indices: Optional[Union[int, Sequence[int]]] = None, max_refetch: int = 1000) -> None:
+                 metainfo: Optional[dict] = None, test_mode: bool = False, lazy_init: bool = False,
+                 serialize_data: bool = True, indices: Optional[Union[int, Sequence[int]]] = None,
+                 max_refetch: int = 1000) -> None:
         self.filter_empty_gt = filter_empty_gt
         self.box_report: Dict[str, Any] = dict(clipped=0, dropped=0, files={})
         super().__init__(ann_file='', metainfo=metainfo, data_root='', data_prefix=dict(img_path=''), filter_cfg=None,

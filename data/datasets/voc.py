@@ -66,8 +66,9 @@ class VOCDetection(DetectionDataset):
     year. An object whose name is not in ``classes`` is a ``ValueError`` naming the XML file and object.
     """
 
-    def __init__(self, data_root: str, year: Union[int, str, None] = 2007, split: Union[str, Sequence[str]] = 'trainval',
-                 pipeline: Optional[Sequence] = None, years: Optional[Sequence[Union[int, str]]] = None,
+    def __init__(self, data_root: str, year: Union[int, str, None] = 2007,
+                 split: Union[str, Sequence[str]] = 'trainval', pipeline: Optional[Sequence] = None,
+                 years: Optional[Sequence[Union[int, str]]] = None,
                  classes: Sequence[str] = VOC_CLASSES, filter_empty_gt: bool = False, **kwargs) -> None:
         self.devkit_root = data_root
         self.years = [str(y) for y in (years if years is not None else [year])]
