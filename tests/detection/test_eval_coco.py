@@ -169,3 +169,19 @@ def test_offline_coco_scorer_bad_input(assets, tmp_path):
         CocoScorer.score(argparse.Namespace(ann_file=gt_file, results=str(bad)))
     with pytest.raises(FileNotFoundError, match='nothing.json'):
         CocoScorer.score(argparse.Namespace(ann_file=str(tmp_path / 'nothing.json'), results=str(bad)))
+
+
+def test_metrics_through_mmengine_evaluator(coco8_val):
+    """As the Runner calls them: config dicts, tensor predictions, ``process(data_samples, data_batch)``."""
+    import torch
+    from mmengine.evaluator import Evaluator
+    gt_file, dataset = coco8_val
+    evaluator = Evaluator([dict(type='mobilevision.CocoMetric', ann_file=gt_file), dict(type='mobilevision.VOCMetric')])
+    evaluator.dataset_meta = dataset.metainfo
+    for i in range(len(dataset)):
+        s = dataset[i]
+        pred = dict(bboxes=torch.as_tensor(s['gt_bboxes']), scores=torch.ones(len(s['gt_labels'])),
+                    labels=torch.as_tensor(s['gt_labels']))
+        evaluator.process(data_samples=[pred], data_batch=[s])
+    out = evaluator.evaluate(len(dataset))
+    assert out['coco/bbox_mAP'] == pytest.approx(1.0) and out['voc/mAP'] == pytest.approx(1.0)
