@@ -89,20 +89,40 @@ def _bn_stats_frozen(module: nn.Module) -> Iterator[None]:
     try:
         yield
     finally:
-        for m, mean, var, count in saved:
-            m.running_mean.copy_(mean)
-            m.running_var.copy_(var)
-            m.num_batches_tracked.copy_(count)
+        for m, mean, var, count in saved:  # through .data: autograd saved these buffers, keep their versions
+            m.running_mean.data.copy_(mean)
+            m.running_var.data.copy_(var)
+            m.num_batches_tracked.data.copy_(count)
 
 
 def _trainable(module: nn.Module) -> List[nn.Parameter]:
     return [p for p in module.parameters() if p.requires_grad]
 
 
+def _saved_by_producer(x: torch.Tensor) -> bool:
+    """Whether the autograd node that made ``x`` keeps ``x`` itself for its backward (e.g. ReLU keeps its result).
+
+    Such a node would read the reconstructed values, which equal the originals only up to rounding: a ReLU
+    would then see tiny non-zeros where its output was exactly 0 and pass gradients through them.
+    """
+    fn, ptr = x.grad_fn, x.untyped_storage().data_ptr()
+    for name in dir(fn):
+        if name.startswith('_saved_'):
+            try:
+                value = getattr(fn, name)
+            except RuntimeError:  # already freed
+                continue
+            values = value if isinstance(value, (tuple, list)) else (value,)
+            if any(isinstance(v, torch.Tensor) and v.untyped_storage().data_ptr() == ptr for v in values):
+                return True
+    return False
+
+
 def _can_free(x: torch.Tensor) -> bool:
-    """Only free tensors made by autograd ops that own their whole storage (not user inputs, not views)."""
+    """Free only tensors made by autograd ops that own their whole storage (not user inputs, not views) and that
+    their producer does not keep for its own backward."""
     return (x.grad_fn is not None and x.is_contiguous() and x.storage_offset() == 0
-            and x.untyped_storage().nbytes() == x.numel() * x.element_size())
+            and x.untyped_storage().nbytes() == x.numel() * x.element_size() and not _saved_by_producer(x))
 
 
 class _ReversibleFunction(torch.autograd.Function):
@@ -183,10 +203,10 @@ class _ReversibleFunction(torch.autograd.Function):
 class ReversibleSequence(nn.Module):
     """Reversible blocks run in sequence; ``reversible`` switches between the memory-saving Function and autograd.
 
-    ``free_input=True`` releases the storage of the input tensor during the forward pass and refills it in the
-    backward pass: only safe when nothing else reads that tensor after this sequence in the forward pass (the
-    encoder and decoder of :mod:`backbones.reversible_unet3d` guarantee it). Inputs that are leaves (user data)
-    or views are never freed.
+    ``free_input=True`` releases the storage of the input tensor during the forward pass and refills it with the
+    reconstruction in the backward pass: only safe when nothing else reads that tensor after this sequence in the
+    forward pass (the encoder and decoder of :mod:`backbones.reversible_unet3d` guarantee it). Inputs that are
+    leaves (user data) or views, or that their producer keeps for its backward (a ReLU output), are not freed.
     """
 
     def __init__(self, blocks: Iterable[ReversibleBlock], reversible: bool = True, free_input: bool = True,
