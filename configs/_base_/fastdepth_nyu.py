@@ -30,6 +30,9 @@ test_dataloader = val_dataloader
 # FastDepth scores the 224x224 output against the transformed ground truth (no Eigen crop at this size)
 val_evaluator = dict(type='DepthMetric', max_depth=None, eigen_crop=False)
 test_evaluator = val_evaluator
+# to score at 480x640 inside the Eigen crop instead (whole frame resized to 224x224, depth mapped back):
+#   test_dataloader = dict(dataset=dict(pipeline=[dict(type='DepthResize', size=(224, 224), keep_original=True)]))
+#   test_evaluator = dict(type='DepthMetric', resolution='original', eigen_crop=True, max_depth=10.0)
 # SGD as in the sparse-to-dense code FastDepth trains with: lr 0.01, momentum 0.9, weight decay 1e-4, batch 8,
 # learning rate x0.2 every 5 epochs, 20 epochs
 max_epochs = 20

@@ -73,19 +73,24 @@ def average(records: Sequence[Dict[str, float]]) -> Dict[str, float]:
 
 @METRICS.register_module()
 class DepthMetric(BaseMetric):
-    """RMSE, MAE, AbsRel, log10 and delta1-3 of ``result['depth']`` against ``sample['gt_depth']``.
+    """RMSE, MAE, AbsRel, log10 and delta1-3 of the predicted depth against the ground truth.
 
-    The prediction compared is the one of the ground truth's size: ``result['depth_input']`` (depth in the
-    frame the network saw, which is where the transformed ``gt_depth`` lives: FastDepth evaluates at 224x224)
-    or ``result['depth']`` (original image size).
+    ``resolution='input'`` (FastDepth's protocol: 224x224) scores ``sample['gt_depth']`` (as transformed by the
+    pipeline) against the prediction of its size, ``result['depth_input']`` (the network's frame) or
+    ``result['depth']``. ``resolution='original'`` scores ``result['depth']`` (original image size) against
+    ``sample['gt_depth_ori']`` (kept by the depth transforms with ``keep_original=True``; else ``gt_depth``),
+    the protocol of the Eigen crop on 480x640 frames.
     """
 
     default_prefix = 'depth'
 
     def __init__(self, max_depth: Optional[float] = None, eigen_crop: bool = False, min_depth: float = 1e-3,
-                 collect_device: str = 'cpu', prefix: Optional[str] = None) -> None:
+                 resolution: str = 'input', collect_device: str = 'cpu', prefix: Optional[str] = None) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
+        if resolution not in ('input', 'original'):
+            raise ValueError(f"resolution must be 'input' or 'original', got {resolution!r}")
         self.max_depth, self.eigen_crop, self.min_depth = max_depth, eigen_crop, min_depth
+        self.resolution = resolution
 
     def process(self, data_batch: Sequence[dict], data_samples: Sequence[dict]) -> None:
         for sample, result in zip(data_batch, data_samples):
@@ -93,8 +98,10 @@ class DepthMetric(BaseMetric):
             where = str(meta.get('file') or meta.get('img_id') or 'sample')
             if 'gt_depth' not in sample:
                 raise KeyError(f'{where}: the sample has no gt_depth to score against')
-            gt = np.asarray(sample['gt_depth'])
-            candidates = [result[k] for k in ('depth_input', 'depth') if k in result]
+            gt = np.asarray(sample['gt_depth_ori'] if self.resolution == 'original' and 'gt_depth_ori' in sample
+                            else sample['gt_depth'])
+            keys = ('depth',) if self.resolution == 'original' else ('depth_input', 'depth')
+            candidates = [result[k] for k in keys if k in result]
             pred = next((np.asarray(c) for c in candidates if np.shape(c) == gt.shape), None)
             if pred is None:
                 raise ValueError(f'{where}: no predicted depth of the ground-truth size {gt.shape}; got '

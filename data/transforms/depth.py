@@ -37,7 +37,7 @@ def _resize(sample: Sample, size: Tuple[int, int]) -> None:
                                         interpolation=cv2.INTER_NEAREST)
 
 
-def _check(sample: Sample) -> None:
+def _check(sample: Sample, keep_original: bool = False) -> None:
     image = sample.get('img')
     if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f'{_file(sample)}: expected an HxWx3 image, got '
@@ -47,6 +47,8 @@ def _check(sample: Sample) -> None:
     if depth is not None and tuple(depth.shape) != tuple(image.shape[:2]):
         raise ValueError(f'{_file(sample)}: depth map {tuple(depth.shape)} and image {tuple(image.shape[:2])} '
                          'differ in size')
+    if keep_original and depth is not None:  # for scoring at the original resolution (e.g. the Eigen crop)
+        sample.setdefault('gt_depth_ori', np.array(depth, np.float32))
 
 
 def _set_shape(sample: Sample, box: Tuple[float, float, float, float]) -> None:
@@ -57,13 +59,18 @@ def _set_shape(sample: Sample, box: Tuple[float, float, float, float]) -> None:
 
 @TRANSFORMS.register_module()
 class DepthResize:
-    """Resize the whole frame to ``size = (h, w)`` (inference on any image; ``crop_box`` is the full frame)."""
+    """Resize the whole frame to ``size = (h, w)`` (inference on any image; ``crop_box`` is the full frame).
 
-    def __init__(self, size: Sequence[int] = (224, 224)) -> None:
+    ``keep_original=True`` keeps the untouched ground truth as ``gt_depth_ori`` for
+    ``DepthMetric(resolution='original')``.
+    """
+
+    def __init__(self, size: Sequence[int] = (224, 224), keep_original: bool = False) -> None:
         self.size = (int(size[0]), int(size[1]))
+        self.keep_original = keep_original
 
     def __call__(self, sample: Sample) -> Sample:
-        _check(sample)
+        _check(sample, self.keep_original)
         h, w = sample['img'].shape[:2]
         _resize(sample, self.size)
         _set_shape(sample, (0.0, 0.0, float(w), float(h)))
@@ -81,10 +88,13 @@ class FastDepthResizeCrop:
         resize_height / reference_height: the scale factor (250 / 480: NYU frames become 250x333).
         crop_size: (h, w) of the centre crop (228, 304).
         out_size: (h, w) the network sees (224, 224).
+        keep_original: keep the untouched ground truth as ``gt_depth_ori``.
     """
 
     def __init__(self, resize_height: float = 250.0, reference_height: float = 480.0,
-                 crop_size: Sequence[int] = (228, 304), out_size: Sequence[int] = (224, 224)) -> None:
+                 crop_size: Sequence[int] = (228, 304), out_size: Sequence[int] = (224, 224),
+                 keep_original: bool = False) -> None:
+        self.keep_original = keep_original
         self.scale = resize_height / reference_height
         self.crop_size = (int(crop_size[0]), int(crop_size[1]))
         self.out_size = (int(out_size[0]), int(out_size[1]))
@@ -98,7 +108,7 @@ class FastDepthResizeCrop:
         return size
 
     def __call__(self, sample: Sample) -> Sample:
-        _check(sample)
+        _check(sample, self.keep_original)
         size = self._scaled_size(sample, self.scale)
         _resize(sample, size)
         ch, cw = self.crop_size

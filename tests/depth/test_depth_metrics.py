@@ -109,3 +109,27 @@ def test_offline_scorer_matches_npy_files_by_stem(tmp_path, assets, repo, capsys
     (tmp_path / 'pred' / 'b.npy').unlink()
     with pytest.raises(FileNotFoundError, match='no prediction'):
         OFFLINE_SCORERS.get('depth').score(args)
+
+
+def test_scoring_at_the_original_resolution_with_the_eigen_crop(assets):
+    import cv2
+    from data import TRANSFORMS
+    from tasks import TASKS
+    depth = cv2.resize(np.load(assets / 'depth' / 'depth.npy'), (640, 480), interpolation=cv2.INTER_NEAREST)
+    image = np.zeros((480, 640, 3), np.uint8)
+    sample = TRANSFORMS.build(dict(type='DepthResize', size=(64, 64), keep_original=True))(
+        dict(img=image, gt_depth=depth, meta=dict(file='nyu')))
+    assert sample['gt_depth'].shape == (64, 64) and sample['gt_depth_ori'].shape == (480, 640)
+    model = TASKS.build(dict(type='DepthEstimator',
+                             backbone=dict(type='MobileNetV1', width_mult=0.25, out_indices=(0, 1, 2, 4)),
+                             head=dict(type='NNConv5Decoder', channels=(128, 64, 32, 16, 8)))).eval()
+    import torch
+    with torch.no_grad():
+        (result,) = model(**model.data_preprocessor([sample], False), mode='predict')
+    full = METRICS.build(dict(type='DepthMetric', resolution='original', eigen_crop=True, max_depth=10.0))
+    full.process([sample], [result])
+    expected = depth_errors(result['depth'], depth, max_depth=10.0, eigen_crop=True)
+    assert full.results[0]['RMSE'] == pytest.approx(expected['RMSE'])
+    perfect = METRICS.build(dict(type='DepthMetric', resolution='original', eigen_crop=True))
+    perfect.process([sample], [dict(depth=depth, depth_input=np.ones((64, 64)))])
+    assert perfect.results[0]['RMSE'] == 0.0 and perfect.results[0]['delta1'] == 1.0
