@@ -237,9 +237,12 @@ class Segmentor(TaskModel):
         return draw_segmentation(image, result['seg'], palette, names, ignore_index=self.ignore_index)
 
     def save_result(self, result: dict, stem: str) -> List[str]:
-        """``stem + '.png'``: the label map as an 8-bit palette PNG (pixel value = class index, 255 = ignore)."""
+        """``<dir>/labels/<name>.png`` for ``stem = <dir>/<name>``: the label map as an 8-bit palette PNG (pixel
+        value = class index), in its own folder so the overlay ``<dir>/<name>.png`` is kept and the folder can be
+        scored with ``tools/evaluate.py --metric miou --pred-dir <dir>/labels``."""
         from data.visualization.masks import write_label_png
         _, palette = self._names_and_palette()
-        path = os.fspath(stem) + '.png'
+        folder, name = os.path.split(os.fspath(stem))
+        path = os.path.join(folder, 'labels', name + '.png')
         write_label_png(path, result['seg'], palette)
         return [path]
