@@ -52,6 +52,35 @@ def test_short_training_reaches_delta1_above_0_8_on_rendered_scenes():
 
 
 @pytest.mark.slow
+def test_training_generalises_to_unseen_rendered_scenes():
+    rng = np.random.default_rng(0)
+
+    def scenes(n):
+        return [dict(img=image, gt_depth=depth, meta=dict(ori_shape=(64, 64)))
+                for image, depth in (render_scene(rng, size=64) for _ in range(n))]
+
+    train, held_out = scenes(64), scenes(16)
+    model = TASKS.build(dict(type='DepthEstimator',
+                             backbone=dict(type='MobileNetV1', width_mult=0.25, out_indices=(0, 1, 2, 4)),
+                             head=dict(type='NNConv5Decoder', channels=(128, 64, 32, 16, 8), bias_init=3.0)))
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for step in range(150):
+        model.train()
+        batch = [train[i] for i in np.random.default_rng(step).choice(len(train), 16, replace=False)]
+        loss = model(**model.data_preprocessor(batch, True), mode='loss')['loss_l1']
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.eval()
+    metric = METRICS.build(dict(type='DepthMetric'))
+    with torch.no_grad():
+        metric.process(held_out, model(**model.data_preprocessor(held_out, False), mode='predict'))
+    result = metric.evaluate(len(held_out))
+    print(f"held-out delta1 {result['depth/delta1']:.3f}, RMSE {result['depth/RMSE']:.3f} m")
+    assert result['depth/delta1'] > 0.8
+
+
+@pytest.mark.slow
 def test_config_trains_and_validates_with_the_runner(tmp_path, repo, assets):
     rgb = cv2.resize(read_rgb(assets / 'depth' / 'rgb.png'), (640, 480))
     depth = cv2.resize(np.load(assets / 'depth' / 'depth.npy'), (640, 480), interpolation=cv2.INTER_NEAREST)
