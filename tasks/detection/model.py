@@ -169,8 +169,8 @@ class Detector(TaskModel):
         return boxes, labels, ignore
 
     def loss(self, inputs: torch.Tensor, data_samples: List[dict]) -> Dict[str, torch.Tensor]:
+        gts = [self._gt(s, inputs.device) for s in data_samples]  # bad ground truth fails before the network runs
         cls_logits, deltas, anchors = self._head_and_anchors(inputs)
-        gts = [self._gt(s, inputs.device) for s in data_samples]
         cls_t, reg_t = self.loss_fn.targets(anchors, [g[0] for g in gts], [g[1] for g in gts], [g[2] for g in gts],
                                             self.matcher, self.box_coder)
         return self.loss_fn(cls_logits, deltas, cls_t, reg_t)

@@ -1,0 +1,83 @@
+# SSDLite on MobileNetV2 at 320x320 (MobileNetV2 paper, section 6.2), 80 COCO classes, trained from scratch.
+#
+# Schedule (published-style, the recipe torchvision used for its SSDLite320 models: 600 epochs, batch 192,
+# SGD lr 0.15, weight decay 4e-5, cosine): from-scratch detectors need a long schedule with BatchNorm everywhere
+# (He et al., "Rethinking ImageNet Pre-training", 2019), and SSDLite's small capacity tolerates the heavy
+# augmentation for that long. Exact numbers:
+#   batch 192 (e.g. 8 GPUs x 24), SGD momentum 0.9, Nesterov off, base lr 0.15, weight decay 4e-5 (the MobileNet
+#   value; no decay on norms/biases is NOT applied, as in the reference), 600 epochs x 611 iterations
+#   (117,266 train2017 images with boxes / 192) = 366,600 iterations; linear warm-up over the first 1,000
+#   iterations from 0.001 x lr; cosine annealing to 0 over the 600 epochs (per iteration).
+#   auto_scale_lr keeps lr / batch constant when run with another total batch size.
+_base_ = ['./_base_/default_runtime.py']
+coco_root = 'data/coco'
+input_size = 320
+norm = dict(type='bn', eps=0.001, momentum=0.03)
+coco_classes = (
+    'person', 'bicycle', 'car', 'motorcycle', 'airplane', 'bus', 'train', 'truck', 'boat', 'traffic light',
+    'fire hydrant', 'stop sign', 'parking meter', 'bench', 'bird', 'cat', 'dog', 'horse', 'sheep', 'cow',
+    'elephant', 'bear', 'zebra', 'giraffe', 'backpack', 'umbrella', 'handbag', 'tie', 'suitcase', 'frisbee',
+    'skis', 'snowboard', 'sports ball', 'kite', 'baseball bat', 'baseball glove', 'skateboard', 'surfboard',
+    'tennis racket', 'bottle', 'wine glass', 'cup', 'fork', 'knife', 'spoon', 'bowl', 'banana', 'apple',
+    'sandwich', 'orange', 'broccoli', 'carrot', 'hot dog', 'pizza', 'donut', 'cake', 'chair', 'couch',
+    'potted plant', 'bed', 'dining table', 'toilet', 'tv', 'laptop', 'mouse', 'remote', 'keyboard', 'cell phone',
+    'microwave', 'oven', 'toaster', 'sink', 'refrigerator', 'book', 'clock', 'vase', 'scissors', 'teddy bear',
+    'hair drier', 'toothbrush')
+coco_cat_ids = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 27, 28, 31,
+                32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57,
+                58, 59, 60, 61, 62, 63, 64, 65, 67, 70, 72, 73, 74, 75, 76, 77, 78, 79, 80, 81, 82, 84, 85, 86, 87,
+                88, 89, 90)
+model = dict(
+    type='Detector', num_classes=80, classes=coco_classes, cat_ids=coco_cat_ids,
+    # TF object detection API convention for MobileNet SSD: pixels scaled to [-1, 1]
+    data_preprocessor=dict(type='DetDataPreprocessor', mean=[127.5] * 3, std=[127.5] * 3),
+    # feature points: 5 = layer14_expand (576 ch, stride 16), 8 = last_conv (1280 ch, stride 32)
+    backbone=dict(type='MobileNetV2', out_indices=(5, 8), norm_layer=norm),
+    neck=dict(type='SSDLiteNeck', extra_channels=(512, 256, 256, 128), norm_layer=norm),
+    head=dict(type='SSDLiteHead', norm_layer=norm),
+    anchor_generator=dict(type='DefaultBoxGenerator', num_levels=6, min_ratio=0.2, max_ratio=0.95,
+                          aspect_ratios=(2.0, 3.0)),
+    matcher=dict(type='SSDMatcher', pos_iou_thr=0.5),
+    box_coder=dict(type='DeltaXYWHCoder', variances=(0.1, 0.1, 0.2, 0.2)),
+    loss=dict(type='SSDLoss', neg_pos_ratio=3.0),
+    post_processor=dict(type='SSDPostProcessor', score_thr=0.001, topk=300, nms_iou_thr=0.55, max_per_img=300),
+)
+train_pipeline = [
+    dict(type='SSDPhotometricDistortion'),
+    dict(type='SSDExpand', mean=(127.5, 127.5, 127.5), ratio_range=(1.0, 4.0), p=0.5),
+    dict(type='SSDMinIoURandomCrop', min_ious=(0.1, 0.3, 0.5, 0.7, 0.9), min_crop_size=0.3),
+    dict(type='Albumentations', transforms=[dict(type='HorizontalFlip', p=0.5),
+                                            dict(type='Resize', height=input_size, width=input_size)]),
+]
+test_pipeline = [dict(type='Albumentations', transforms=[dict(type='Resize', height=input_size, width=input_size)])]
+infer_pipeline = test_pipeline
+train_dataloader = dict(
+    batch_size=24, num_workers=4, persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=True),
+    collate_fn=dict(type='mobilevision.sample_list_collate'),
+    dataset=dict(type='CocoDetection', ann_file=f'{coco_root}/annotations/instances_train2017.json',
+                 img_dir=f'{coco_root}/train2017', filter_empty_gt=True, pipeline=train_pipeline))
+val_dataloader = dict(
+    batch_size=8, num_workers=2, persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    collate_fn=dict(type='mobilevision.sample_list_collate'),
+    dataset=dict(type='CocoDetection', ann_file=f'{coco_root}/annotations/instances_val2017.json',
+                 img_dir=f'{coco_root}/val2017', pipeline=test_pipeline))
+test_dataloader = val_dataloader
+val_evaluator = dict(type='CocoMetric', ann_file=f'{coco_root}/annotations/instances_val2017.json')
+test_evaluator = val_evaluator
+
+max_epochs = 600
+train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=10)
+val_cfg = dict(type='ValLoop')
+test_cfg = dict(type='TestLoop')
+optim_wrapper = dict(type='OptimWrapper',
+                     optimizer=dict(type='SGD', lr=0.15, momentum=0.9, weight_decay=4e-5))
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0, end=1000),
+    dict(type='CosineAnnealingLR', T_max=max_epochs, eta_min=0.0, begin=0, end=max_epochs, by_epoch=True,
+         convert_to_iter_based=True),
+]
+auto_scale_lr = dict(enable=False, base_batch_size=192)
+default_hooks = dict(checkpoint=dict(type='CheckpointHook', interval=10, max_keep_ckpts=3, save_last=True))
+benchmark_shape = (3, input_size, input_size)
