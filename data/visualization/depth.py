@@ -44,4 +44,4 @@ def depth_panel(image: np.ndarray, depth: np.ndarray, near: Optional[float] = No
     near = auto_near if near is None else near
     far = auto_far if far is None else far
     return label_panels([image, colorize_depth(depth, near, far)],
-                        ['input', f'depth {near:.2f} m (red) - {far:.2f} m (blue)'])
+                        ['input', f'depth {near:.1f}-{far:.1f} m (near red)'])

@@ -86,3 +86,16 @@ def test_nnconv5_checks_its_inputs():
     assert no_skip([torch.randn(1, 64, 2, 2)]).shape == (1, 1, 64, 64)
     with pytest.raises(ValueError, match='expects 1 features'):
         no_skip([torch.randn(1, 64, 2, 2)] * 2)
+
+
+def test_mobilenet_v1_init_weights_reads_backbone_and_full_model_checkpoints(tmp_path):
+    source = MobileNetV1(width_mult=0.25)
+    for p in source.parameters():
+        torch.nn.init.normal_(p)
+    torch.save(source.state_dict(), tmp_path / 'backbone.pth')
+    torch.save({'state_dict': {f'backbone.{k}': v for k, v in source.state_dict().items()}}, tmp_path / 'model.pth')
+    for name in ('backbone.pth', 'model.pth'):
+        target = MobileNetV1(width_mult=0.25, pretrained=str(tmp_path / name))
+        target.init_weights()
+        for (k, a), b in zip(source.state_dict().items(), target.state_dict().values()):
+            assert torch.equal(a, b), f'{name}: {k} was not loaded'
