@@ -116,7 +116,7 @@ class MobileNetBase(nn.Module):
             layers.append(InvertedResidual(channels, out, hidden, block_stride, spec.kernel, dilation, spec.use_se,
                                            norm, act(spec.act)))
             channels = out
-            last_of_stage = i + 1 == len(specs) or make_divisible(specs[i + 1].out * width_mult) != out
+            last_of_stage = i + 1 == len(specs) or specs[i + 1].out != spec.out  # stages by the paper's widths
             if last_of_stage:
                 points.append(FeaturePoint(f'stage{len(stage_end)}', len(layers) - 1, False, out, stride))
                 stage_end.append(len(layers) - 1)

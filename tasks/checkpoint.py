@@ -63,7 +63,7 @@ class AtomicLocalBackend(LocalBackend):
         atomic_write_bytes(obj.encode(encoding), filepath)
 
 
-register_backend('local', AtomicLocalBackend, force=True)
+register_backend('local', AtomicLocalBackend, force=True, prefixes='')
 
 
 def _plain_history(buffer: HistoryBuffer) -> dict:
