@@ -27,8 +27,8 @@ def labels_to_regions(labels: torch.Tensor) -> torch.Tensor:
 
 
 def regions_to_labels(regions: torch.Tensor) -> torch.Tensor:
-    """``... x 3 x D x H x W`` boolean (WT, TC, ET) -> BraTS labels: WT -> 2, then TC -> 1, then ET -> 4."""
-    wt, tc, et = regions.unbind(dim=-4)
+    """``B x 3 x ...`` boolean (WT, TC, ET) -> ``B x ...`` BraTS labels: WT -> 2, then TC -> 1, then ET -> 4."""
+    wt, tc, et = regions.unbind(dim=1)
     labels = torch.zeros_like(wt, dtype=torch.uint8)
     labels[wt] = 2
     labels[tc] = 1
