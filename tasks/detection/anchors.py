@@ -79,4 +79,5 @@ class DefaultBoxGenerator:
             boxes.append(torch.cat([centres, sizes], 1))
         cxcywh = torch.cat(boxes)
         scale = torch.tensor([image_size[1], image_size[0]], dtype=torch.float32)
-        return torch.cat([(cxcywh[:, :2] - 0.5 * cxcywh[:, 2:]) * scale, (cxcywh[:, :2] + 0.5 * cxcywh[:, 2:]) * scale], 1)
+        half = 0.5 * cxcywh[:, 2:]
+        return torch.cat([(cxcywh[:, :2] - half) * scale, (cxcywh[:, :2] + half) * scale], 1)

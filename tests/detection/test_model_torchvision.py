@@ -5,6 +5,7 @@ layer, the preprocessing and the resize visibly change the output (with its defa
 barely reaches the head and a wrong preprocessing would go unnoticed).
 """
 import importlib.util
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,6 +18,15 @@ from tasks import Inferencer, load_config
 
 CONFIG = 'configs/ssdlite_mobilenetv3-large_600e_coco.py'
 IMAGE = 'detection/coco8/images/val/000000000042.jpg'  # 478 x 640, resized to 320 x 320 by both
+
+
+@pytest.fixture(autouse=True, scope='module')
+def one_thread():
+    """One intra-op thread: on a busy 2-core machine two threads are several times slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope='module')
@@ -45,20 +55,27 @@ def converted_checkpoint(torchvision_model, tmp_path_factory):
     return str(path)
 
 
-def reference(model, image):
+@pytest.fixture(scope='module')
+def image():
+    return read_rgb(Path(__file__).resolve().parents[1] / 'assets' / IMAGE)
+
+
+@pytest.fixture(scope='module')
+def reference(torchvision_model, image):
+    """torchvision's own detections on ``image`` (its transform, network and post-processing)."""
     with torch.no_grad():
-        return model([torch.from_numpy(image).permute(2, 0, 1).float() / 255])[0]
+        return torchvision_model([torch.from_numpy(image).permute(2, 0, 1).float() / 255])[0]
 
 
-def test_converted_weights_give_torchvision_detections(torchvision_model, converted_checkpoint, repo, assets):
+def test_converted_weights_give_torchvision_detections(torchvision_model, converted_checkpoint, reference, image,
+                                                       repo, assets):
     cfg = load_config(repo / CONFIG)
     cfg.model.label_map = None  # all 90 head classes, labels = torchvision's - 1
     cfg.model.classes = cfg.model.cat_ids = None
     ours = Inferencer(cfg, converted_checkpoint)  # the config's infer_pipeline and preprocessing
     assert sum(p.numel() for p in ours.model.parameters()) == sum(p.numel() for p in torchvision_model.parameters())
-    image = read_rgb(assets / IMAGE)
-    ref = reference(torchvision_model, image)
-    result = ours(str(assets / IMAGE))
+    ref = reference
+    result = ours(str(assets / IMAGE))  # read from the file by the model, like tools/infer.py
     assert len(ref['scores']) == 300 and len(result['scores']) == 300
     np.testing.assert_array_equal(result['labels'] + 1, ref['labels'].numpy())
     np.testing.assert_allclose(result['scores'], ref['scores'].numpy(), rtol=0, atol=1e-4)
@@ -74,12 +91,11 @@ def test_converted_weights_give_torchvision_detections(torchvision_model, conver
     torch.testing.assert_close(deltas, head['bbox_regression'], rtol=0, atol=1e-4)
 
 
-def test_coco_label_map_keeps_torchvision_scores(torchvision_model, converted_checkpoint, repo, assets):
+def test_coco_label_map_keeps_torchvision_scores(converted_checkpoint, reference, image, repo):
     """With the config's label map: torchvision's detections of the 80 real classes, renamed to 0..79."""
     cfg = load_config(repo / CONFIG)
     ours = Inferencer(cfg, converted_checkpoint)
-    image = read_rgb(assets / IMAGE)
-    ref = reference(torchvision_model, image)
+    ref = reference
     result = ours(image)
     cat_ids = np.array(cfg.model.cat_ids)
     real = np.isin(ref['labels'].numpy(), cat_ids)  # torchvision label = COCO category id
