@@ -5,3 +5,4 @@ NECKS = Registry('neck', build_func=build_model_from_cfg, scope='mobilevision', 
 
 __all__ = ['NECKS']
 from . import aspp  # noqa: E402,F401  (ASPP / ASPP-lite, issue 3)
+from . import ssdlite  # noqa: E402,F401  (SSDLite extra layers, issue 2)
