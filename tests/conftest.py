@@ -11,6 +11,10 @@ import tasks  # noqa: F401  (registers task models and checkpoint handling)
 REPO = Path(__file__).resolve().parents[1]
 ASSETS = REPO / 'tests' / 'assets'
 
+# One intra-op thread: the unit tests use tiny tensors, where a second thread only adds contention on the
+# 2-core CI machine (measured: up to 30x slower under load). Benchmarks set their own thread counts.
+torch.set_num_threads(1)
+
 
 @pytest.fixture(autouse=True)
 def _seed():
