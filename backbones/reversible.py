@@ -131,6 +131,9 @@ class _ReversibleFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, seq: 'ReversibleSequence', *params: torch.Tensor) -> torch.Tensor:
         ctx.seq = seq
+        device_type = x.device.type
+        # the recomputation in backward runs under the same autocast state as this forward pass
+        ctx.autocast = (device_type, torch.is_autocast_enabled(device_type), torch.get_autocast_dtype(device_type))
         ctx.rng: List[Tuple[Optional[RNGState], Optional[RNGState]]] = []
         y = x
         for block in seq.blocks:
@@ -166,13 +169,15 @@ class _ReversibleFunction(torch.autograd.Function):
                 i = index[id(p)]
                 param_grads[i] = g if param_grads[i] is None else param_grads[i] + g
 
+        device_type, autocast_on, autocast_dtype = ctx.autocast
         y, dy = y.detach(), grad_y
         for block, (state_f, state_g) in zip(reversed(seq.blocks), reversed(ctx.rng)):
             y1, y2 = block._halves(y)
             dy1, dy2 = block._halves(dy)
             g_params, f_params = _trainable(block.g), _trainable(block.f)
             # G(y1): recompute with grad, invert x2 = y2 - G(y1), backpropagate dy2 through it
-            with torch.enable_grad(), _replay_rng(state_g, y.device), _bn_stats_frozen(block.g):
+            with torch.enable_grad(), _replay_rng(state_g, y.device), _bn_stats_frozen(block.g), \
+                    torch.autocast(device_type, autocast_dtype, autocast_on):
                 z1 = y1.detach().requires_grad_(True)
                 gz = block.g(z1)
             grads = torch.autograd.grad(gz, [z1] + g_params, dy2, allow_unused=True)
@@ -182,7 +187,8 @@ class _ReversibleFunction(torch.autograd.Function):
             accumulate(g_params, grads[1:])
             del gz, grads
             # F(x2): recompute with grad, invert x1 = y1 - F(x2), backpropagate dz1 through it
-            with torch.enable_grad(), _replay_rng(state_f, y.device), _bn_stats_frozen(block.f):
+            with torch.enable_grad(), _replay_rng(state_f, y.device), _bn_stats_frozen(block.f), \
+                    torch.autocast(device_type, autocast_dtype, autocast_on):
                 x2_ = x2.detach().requires_grad_(True)
                 fx = block.f(x2_)
             grads = torch.autograd.grad(fx, [x2_] + f_params, dz1, allow_unused=True)

@@ -43,7 +43,7 @@ def test_odd_channels_are_rejected():
 @pytest.mark.parametrize('use_se,drop_path', [(False, 0.0), (True, 0.3)])
 def test_reversible_matches_autograd_float64(use_se, drop_path):
     torch.manual_seed(0)
-    net = make_net(channels=(8, 16, 32), depths=(2, 1, 2), head_depths=(1, 2), use_se=use_se,
+    net = make_net(channels=(8, 16), depths=(2, 3), head_depths=(2,), use_se=use_se,
                    drop_path=drop_path).double().train()
     x = torch.randn(2, 4, 8, 8, 8, dtype=torch.float64)
     out_rev, grads_rev = _step(net, x, True)
@@ -148,3 +148,19 @@ def test_eval_and_no_grad_use_the_plain_forward():
     assert stage.uses_function(x)
     set_reversible(net, False)
     assert not stage.uses_function(x)
+
+
+def test_reversible_under_cpu_autocast():
+    torch.manual_seed(0)
+    net = make_net().train()
+    x = torch.randn(1, 4, 8, 8, 8)
+    grads = []
+    for reversible in (True, False):
+        set_reversible(net, reversible)
+        net.zero_grad()
+        with torch.autocast('cpu', torch.float16):
+            out = net(x)
+        out.float().square().mean().backward()
+        grads.append({n: p.grad.clone() for n, p in net.named_parameters() if p.grad is not None})
+    # float16 rounding in the inverse: loose agreement only (measured: median 0.7%, worst 2.7%)
+    assert max(_rel(grads[0][n], grads[1][n]) for n in grads[1] if grads[1][n].norm() > 1e-3) < 0.1

@@ -101,8 +101,8 @@ def test_visualize_overlays_regions():
     yellow = (picture[..., 0] > 200) & (picture[..., 1] > 150) & (picture[..., 2] < 120)
     assert yellow.any()  # ET blended in yellow
     plain = model.visualize(case['img'], dict(seg=np.zeros((16, 16, 16), np.uint8)))
-    tiles = plain[:-30]
-    assert np.allclose(tiles[..., 0], tiles[..., 1]) or True
+    tiles = plain[:-22]  # above the legend: grey slices only
+    assert np.array_equal(tiles[..., 0], tiles[..., 2])
 
 
 def test_onnx_export_of_the_eval_network(tmp_path):
@@ -148,7 +148,7 @@ def test_learns_whole_tumour_on_synthetic_cases():
     model = make_model(patch_size=(24, 24, 24), channels=(8, 16), depths=(1, 1)).train()
     optimizer = torch.optim.Adam(model.parameters(), 1e-2)
     assert model.backbone.stages[0].uses_function(torch.zeros(1, requires_grad=True))
-    for step in range(30):
+    for step in range(24):
         data = model.data_preprocessor([train[(2 * step + k) % 6] for k in range(2)], True)
         losses = model(**data, mode='loss')
         optimizer.zero_grad()
