@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import List, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torchvision.ops.misc import Conv2dNormActivation
 
@@ -29,8 +28,9 @@ class ImagePooling(nn.Module):
                                          activation_layer=nn.ReLU)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # bilinear from a 1x1 map is a broadcast; interpolate keeps the graph exportable with dynamic sizes
-        return F.interpolate(self.conv(self.pool(x)), size=x.shape[-2:], mode='bilinear', align_corners=False)
+        # bilinear up-sampling of a 1x1 map is a broadcast: expand it (same values, no interpolation kernel)
+        pooled = self.conv(self.pool(x))
+        return pooled.expand(-1, -1, x.shape[-2], x.shape[-1])
 
 
 @NECKS.register_module()
