@@ -36,6 +36,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--expand-ratio', type=float, default=4.0)
     parser.add_argument('--threads', type=int, default=2)
     parser.add_argument('--device', default='cpu', help='cpu (peak RSS) or cuda (max_memory_allocated)')
+    parser.add_argument('--mmap-threshold', type=int, default=131072,
+                        help="children's glibc MALLOC_MMAP_THRESHOLD_ in bytes: larger blocks are mmap'ed and given "
+                             'back to the system when freed, so the peak RSS follows the live tensors (0: glibc '
+                             'default, whose threshold grows and keeps freed blocks resident)')
     parser.add_argument('--json', action='store_true', help='print the table as JSON')
     parser.add_argument('--child', action='store_true', help=argparse.SUPPRESS)
     parser.add_argument('--size', type=int, help=argparse.SUPPRESS)
@@ -100,7 +104,10 @@ def measure(args: argparse.Namespace, size: int, depth: int, reversible: bool) -
     cmd = [sys.executable, os.path.abspath(__file__), '--child', '--size', str(size), '--depth', str(depth),
            '--reversible', str(int(reversible)), '--threads', str(args.threads), '--device', args.device,
            '--expand-ratio', str(args.expand_ratio), '--channels', *map(str, args.channels)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    env = dict(os.environ)
+    if args.mmap_threshold:
+        env['MALLOC_MMAP_THRESHOLD_'] = str(args.mmap_threshold)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO, env=env)
     out, err = proc.stdout.read(), proc.stderr.read()
     _, status, usage = os.wait4(proc.pid, 0)  # the kernel's peak RSS of exactly this child
     proc.returncode = os.waitstatus_to_exitcode(status)

@@ -47,6 +47,7 @@ def draw_axial_slices(volume: np.ndarray, seg: Optional[np.ndarray] = None, num_
     tiles = []
     for d in pick_slices(seg, image.shape[0], num_slices):
         gray = _to_gray(image[d], lo, hi)
+        gray[image[d] == 0] = 0  # outside the brain (z-scored volumes are exactly 0 there)
         tile = np.repeat(gray[..., None], 3, axis=2).astype(np.float32)
         if seg is not None:
             for label, color in LABEL_COLORS.items():
