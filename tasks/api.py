@@ -79,7 +79,8 @@ class Inferencer:
             image = np.asarray(image)
         if isinstance(image, np.ndarray) and image.dtype == np.uint8 and (image.ndim != 3 or image.shape[2] != 3):
             raise ValueError(f'expected an HxWx3 uint8 RGB image, got an array of shape {image.shape}')
-        sample = dict(img=image, meta=dict(img_id=name, file=file, ori_shape=image.shape[:2]))
+        ori_shape = tuple(image.shape[:2]) if image.ndim <= 3 else tuple(image.shape[1:])  # volumes: CxDxHxW
+        sample = dict(img=image, meta=dict(img_id=name, file=file, ori_shape=ori_shape))
         for transform in self.pipeline:
             sample = transform(sample)
         return sample

@@ -55,7 +55,8 @@ def random_sample(shape: Sequence[int]) -> dict:
         image = rng.integers(0, 256, (shape[1], shape[2], 3), dtype=np.uint8)
     else:
         image = rng.standard_normal(tuple(shape)).astype(np.float32)
-    return dict(img=image, meta=dict(img_id='benchmark', file=None, ori_shape=tuple(image.shape[:2])))
+    ori_shape = tuple(image.shape[:2]) if image.ndim <= 3 else tuple(image.shape[1:])  # volumes: CxDxHxW
+    return dict(img=image, meta=dict(img_id='benchmark', file=None, ori_shape=ori_shape))
 
 
 def benchmark(config, shape: Optional[Sequence[int]] = None, runs: int = 50, warmup: int = 5,
