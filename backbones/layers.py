@@ -53,6 +53,15 @@ def resolve_norm(layer) -> Optional[LayerFactory]:
     return resolve_layer(layer, _NORMS)
 
 
+def normal_init(module: nn.Module, std: float = 0.03) -> None:
+    """Normal(0, std) convolution weights and zero biases (SSDLite's initialisation, TF object detection API)."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.normal_(m.weight, mean=0.0, std=std)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+
 class InvertedResidual(nn.Module):
     """Expansion 1x1 -> depthwise kxk -> (squeeze-excitation) -> linear 1x1 projection, residual when shapes match.
 

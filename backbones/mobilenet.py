@@ -9,14 +9,13 @@ convolution. ``feature_names`` lists them in depth order; ``out_indices`` picks 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, NamedTuple, Optional, Sequence
+from typing import List, Optional, Sequence
 
 import torch
-from mmengine.logging import MMLogger
 from torch import nn
-from torch.nn.modules.batchnorm import _BatchNorm
 from torchvision.ops.misc import Conv2dNormActivation
 
+from .base import FeaturePoint, FeaturePointBackbone
 from .layers import InvertedResidual, make_divisible, resolve_activation, resolve_norm
 from .registry import BACKBONES
 
@@ -31,14 +30,6 @@ class BlockSpec:
     act: str
     stride: int
     ratio: bool = False  # True when ``hidden`` is an expansion ratio (MobileNetV2 t)
-
-
-class FeaturePoint(NamedTuple):
-    name: str
-    layer: int          # index in ``features`` whose output (or expansion output) is taken
-    expanded: bool      # take the block's expansion output instead of its output
-    channels: int
-    stride: int
 
 
 def _v2_specs() -> List[BlockSpec]:
@@ -74,7 +65,7 @@ def _v3_specs(arch: str, reduce_tail: bool) -> List[BlockSpec]:
     return [BlockSpec(*row) for row in rows]
 
 
-class MobileNetBase(nn.Module):
+class MobileNetBase(FeaturePointBackbone):
     """Stem + inverted residual blocks + final 1x1 conv, with feature taps, dilation and freezing."""
 
     stem_channels: int = 32
@@ -124,42 +115,7 @@ class MobileNetBase(nn.Module):
                                            activation_layer=act(self.last_act)))
         points.append(FeaturePoint('last_conv', len(layers) - 1, False, last_channels, stride))
         self.features = nn.Sequential(*layers)
-        self.feature_points = points
-        self.stage_ends = stage_end + [len(layers) - 1]
-        self.feature_names = [p.name for p in points]
-        if out_indices is None:
-            out_indices = (len(points) - 1,)
-        out_indices = [i % len(points) if i < 0 else i for i in out_indices]
-        if any(not 0 <= i < len(points) for i in out_indices) or list(out_indices) != sorted(set(out_indices)):
-            raise ValueError(f'out_indices must be increasing indices into {self.feature_names}, '
-                             f'got {list(out_indices)}')
-        self.out_indices = list(out_indices)
-        self.out_channels = [points[i].channels for i in self.out_indices]
-        self.strides = [points[i].stride for i in self.out_indices]
-        self._reset_parameters()
-        self._freeze_stages()
-
-    # --- weights -----------------------------------------------------------------------------------------------
-    def _reset_parameters(self) -> None:
-        """torchvision's MobileNet initialisation: Kaiming (fan-out) convs, unit norms."""
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode='fan_out')
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-
-    def init_weights(self, checkpoint: Optional[str] = None) -> None:
-        """Load ``checkpoint`` (ours, or a torchvision ImageNet state dict), else keep the default init."""
-        checkpoint = checkpoint or self.pretrained
-        if not checkpoint:
-            return
-        from .converters import load_backbone_weights
-        missing, unexpected = load_backbone_weights(self, checkpoint)
-        MMLogger.get_current_instance().info(
-            f'loaded backbone weights from {checkpoint} (missing {len(missing)}, unexpected {len(unexpected)})')
+        self._finish(points, stage_end + [len(layers) - 1], out_indices)
 
     # --- running -----------------------------------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
@@ -179,24 +135,6 @@ class MobileNetBase(nn.Module):
             for p in points:
                 outs[p.name] = expanded if p.expanded else x
         return [outs[self.feature_points[i].name] for i in self.out_indices]
-
-    def _freeze_stages(self) -> None:
-        if self.frozen_stages < 0:
-            return
-        last = self.stage_ends[min(self.frozen_stages, len(self.stage_ends) - 1)]
-        for layer in self.features[:last + 1]:
-            layer.eval()
-            for p in layer.parameters():
-                p.requires_grad_(False)
-
-    def train(self, mode: bool = True) -> 'MobileNetBase':
-        super().train(mode)
-        self._freeze_stages()
-        if mode and self.norm_eval:
-            for m in self.modules():
-                if isinstance(m, _BatchNorm):
-                    m.eval()
-        return self
 
 
 @BACKBONES.register_module()

@@ -8,27 +8,19 @@ width 1.0 — FastDepth takes its skip connections from the first three and deco
 """
 from __future__ import annotations
 
-from typing import List, NamedTuple, Optional, Sequence
+from typing import List, Optional, Sequence
 
 import torch
-from mmengine.logging import MMLogger
 from torch import nn
-from torch.nn.modules.batchnorm import _BatchNorm
 from torchvision.ops.misc import Conv2dNormActivation
 
+from .base import FeaturePoint, FeaturePointBackbone
 from .layers import make_divisible, resolve_activation, resolve_norm
 from .registry import BACKBONES
 
 # Table 1 of the paper after the stem (3x3 conv, 32 channels, stride 2): (output channels, stride) per block.
 V1_BLOCKS = [(64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2), (512, 1), (512, 1), (512, 1), (512, 1),
              (512, 1), (1024, 2), (1024, 1)]
-
-
-class FeatureTap(NamedTuple):
-    name: str
-    layer: int      # index in ``features`` whose output is taken
-    channels: int
-    stride: int
 
 
 class DepthwiseSeparable(nn.Module):
@@ -48,7 +40,7 @@ class DepthwiseSeparable(nn.Module):
 
 
 @BACKBONES.register_module()
-class MobileNetV1(nn.Module):
+class MobileNetV1(FeaturePointBackbone):
     """MobileNetV1 feature extractor with the options of our MobileNetV2.
 
     Args:
@@ -78,7 +70,7 @@ class MobileNetV1(nn.Module):
         channels = make_divisible(32 * width_mult)
         layers: List[nn.Module] = [Conv2dNormActivation(in_channels, channels, 3, stride=2, norm_layer=norm,
                                                         activation_layer=act)]
-        taps: List[FeatureTap] = []
+        taps: List[FeaturePoint] = []
         stride, dilation = 2, 1
         for i, (out, block_stride) in enumerate(V1_BLOCKS):
             out = make_divisible(out * width_mult)
@@ -90,46 +82,12 @@ class MobileNetV1(nn.Module):
             channels = out
             next_stride = V1_BLOCKS[i + 1][1] if i + 1 < len(V1_BLOCKS) else 2
             if next_stride == 2:  # the last block before a stride-2 block ends a stage
-                taps.append(FeatureTap(f'stage{len(taps)}', len(layers) - 1, channels, stride))
+                taps.append(FeaturePoint(f'stage{len(taps)}', len(layers) - 1, False, channels, stride))
         self.features = nn.Sequential(*layers)
-        self.feature_taps = taps
-        self.feature_names = [t.name for t in taps]
-        self.stage_ends = [t.layer for t in taps]
-        if out_indices is None:
-            out_indices = (len(taps) - 1,)
-        out_indices = [i % len(taps) if i < 0 else i for i in out_indices]
-        if any(not 0 <= i < len(taps) for i in out_indices) or list(out_indices) != sorted(set(out_indices)):
-            raise ValueError(f'out_indices must be increasing indices into {self.feature_names}, '
-                             f'got {list(out_indices)}')
-        self.out_indices = list(out_indices)
-        self.out_channels = [taps[i].channels for i in self.out_indices]
-        self.strides = [taps[i].stride for i in self.out_indices]
-        self._reset_parameters()
-        self._freeze_stages()
-
-    def _reset_parameters(self) -> None:
-        """Kaiming (fan-out) convolutions and unit norms, as torchvision initialises its MobileNets."""
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode='fan_out')
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-
-    def init_weights(self, checkpoint: Optional[str] = None) -> None:
-        """Load ``checkpoint`` (a backbone state dict, or a full model's with ``backbone.`` keys)."""
-        checkpoint = checkpoint or self.pretrained
-        if not checkpoint:
-            return
-        from .converters import load_backbone_weights
-        missing, unexpected = load_backbone_weights(self, checkpoint)
-        MMLogger.get_current_instance().info(
-            f'loaded backbone weights from {checkpoint} (missing {len(missing)}, unexpected {len(unexpected)})')
+        self._finish(taps, [t.layer for t in taps], out_indices)
 
     def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
-        wanted = {self.feature_taps[i].layer: i for i in self.out_indices}
+        wanted = {self.feature_points[i].layer: i for i in self.out_indices}
         last = max(wanted)
         outs = {}
         for index, layer in enumerate(self.features):
@@ -139,21 +97,3 @@ class MobileNetV1(nn.Module):
             if index == last:
                 break
         return [outs[i] for i in self.out_indices]
-
-    def _freeze_stages(self) -> None:
-        if self.frozen_stages < 0:
-            return
-        last = self.stage_ends[min(self.frozen_stages, len(self.stage_ends) - 1)]
-        for layer in self.features[:last + 1]:
-            layer.eval()
-            for p in layer.parameters():
-                p.requires_grad_(False)
-
-    def train(self, mode: bool = True) -> 'MobileNetV1':
-        super().train(mode)
-        self._freeze_stages()
-        if mode and self.norm_eval:
-            for m in self.modules():
-                if isinstance(m, _BatchNorm):
-                    m.eval()
-        return self

@@ -14,17 +14,8 @@ import torch
 from torch import nn
 from torchvision.ops.misc import Conv2dNormActivation
 
-from backbones.layers import resolve_activation, resolve_norm
+from backbones.layers import normal_init, resolve_activation, resolve_norm
 from . import NECKS
-
-
-def normal_init(module: nn.Module, std: float = 0.03) -> None:
-    """Normal(0, 0.03) convolutions and zero biases, the SSDLite initialisation (TF object detection API)."""
-    for m in module.modules():
-        if isinstance(m, nn.Conv2d):
-            nn.init.normal_(m.weight, mean=0.0, std=std)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
 
 
 class ExtraBlock(nn.Sequential):

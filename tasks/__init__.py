@@ -6,10 +6,6 @@ from .registry import TASKS
 from . import checkpoint  # noqa: F401  (registers the atomic file backend and the safe loader)
 from .base import TaskModel
 from .api import Inferencer, build_model, load_config, load_weights
-from . import classification, super_resolution  # noqa: F401  (register the task models)
+from . import classification, depth, detection, segmentation, super_resolution, volumetric  # noqa: F401
 
 __all__ = ['TASKS', 'TaskModel', 'Inferencer', 'build_model', 'load_config', 'load_weights']
-from . import segmentation  # noqa: F401,E402  (issue 3)
-from . import depth  # noqa: F401,E402  (issue 4)
-from . import detection  # noqa: F401,E402  (issue 2: SSDLite detection)
-from . import volumetric  # noqa: F401,E402  (issue 5: BraTS volumes)
