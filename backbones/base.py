@@ -2,7 +2,8 @@
 checkpoint loading, stage freezing and ``norm_eval``."""
 from __future__ import annotations
 
-from typing import List, NamedTuple, Optional, Sequence
+import re
+from typing import List, NamedTuple, Optional, Sequence, Union
 
 from mmengine.logging import MMLogger
 from torch import nn
@@ -21,8 +22,10 @@ class FeaturePoint(NamedTuple):
 class FeaturePointBackbone(nn.Module):
     """Base of backbones kept as one ``nn.Sequential`` called ``features`` with ``feature_points`` along it.
 
-    Subclasses build ``features``, then call ``_finish(points, stage_ends, out_indices)``, which selects the outputs
-    (``out_indices`` into ``feature_names``), initialises the weights and applies ``frozen_stages``.
+    Subclasses build ``features``, then call ``_finish(points, stage_ends, out_indices, layer_strides)``, which
+    selects the outputs, initialises the weights and applies ``frozen_stages``. ``out_indices`` entries are indices
+    into ``feature_names``, names from it, or ``'layer<N>'`` for the output of ``features[N]`` (how torchvision's
+    segmentation models tap MobileNetV3, e.g. ``('layer4', 'last_conv')``); they must go deeper one by one.
     """
 
     features: nn.Sequential
@@ -31,17 +34,33 @@ class FeaturePointBackbone(nn.Module):
     pretrained: Optional[str] = None
 
     def _finish(self, points: List[FeaturePoint], stage_ends: List[int],
-                out_indices: Optional[Sequence[int]]) -> None:
-        self.feature_points = points
-        self.feature_names = [p.name for p in points]
+                out_indices: Optional[Sequence[Union[int, str]]], layer_strides: Sequence[int]) -> None:
+        points = list(points)
         self.stage_ends = stage_ends
-        if out_indices is None:
-            out_indices = (len(points) - 1,)
-        out_indices = [i % len(points) if i < 0 else i for i in out_indices]
-        if any(not 0 <= i < len(points) for i in out_indices) or list(out_indices) != sorted(set(out_indices)):
-            raise ValueError(f'out_indices must be increasing indices into {self.feature_names}, '
-                             f'got {list(out_indices)}')
-        self.out_indices = list(out_indices)
+        names = [p.name for p in points]
+        chosen: List[int] = []
+        for entry in ((len(points) - 1,) if out_indices is None else out_indices):
+            if isinstance(entry, str) and entry not in names:
+                match = re.fullmatch(r'layer(\d+)', entry)
+                if not match or int(match.group(1)) >= len(self.features):
+                    raise ValueError(f"out_indices entry {entry!r} is neither a feature name {names} nor 'layer<N>' "
+                                     f'with N < {len(self.features)}')
+                layer = int(match.group(1))
+                points.append(FeaturePoint(entry, layer, False, int(self.features[layer].out_channels),
+                                           int(layer_strides[layer])))
+                names.append(entry)
+                chosen.append(len(points) - 1)
+            elif isinstance(entry, str):
+                chosen.append(names.index(entry))
+            else:
+                chosen.append(entry % len(names) if -len(names) <= entry < 0 else entry)
+        depth = [(points[i].layer, not points[i].expanded) if 0 <= i < len(points) else None for i in chosen]
+        if None in depth or depth != sorted(set(depth)):
+            raise ValueError(f'out_indices must name feature points from shallow to deep out of {names} '
+                             f"(or 'layer<N>'), got {list(out_indices)}")
+        self.feature_points = points
+        self.feature_names = names
+        self.out_indices = chosen
         self.out_channels = [points[i].channels for i in self.out_indices]
         self.strides = [points[i].stride for i in self.out_indices]
         self._reset_parameters()

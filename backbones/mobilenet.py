@@ -9,7 +9,7 @@ convolution. ``feature_names`` lists them in depth order; ``out_indices`` picks 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Union
 
 import torch
 from torch import nn
@@ -73,7 +73,7 @@ class MobileNetBase(FeaturePointBackbone):
     last_act: str = 'relu6'
 
     def __init__(self, specs: List[BlockSpec], last_channels: int, width_mult: float = 1.0,
-                 out_indices: Optional[Sequence[int]] = None, output_stride: int = 32,
+                 out_indices: Optional[Sequence[Union[int, str]]] = None, output_stride: int = 32,
                  frozen_stages: int = -1, norm_eval: bool = False, norm_layer=None, act_layer=None,
                  in_channels: int = 3, pretrained: Optional[str] = None) -> None:
         super().__init__()
@@ -92,6 +92,7 @@ class MobileNetBase(FeaturePointBackbone):
                                                         activation_layer=act(self.stem_act))]
         points: List[FeaturePoint] = []
         channels, stride, nominal, dilation = stem_out, 2, 2, 1
+        layer_strides = [stride]  # output stride of each layer of ``features``
         stage_end: List[int] = []
         for i, spec in enumerate(specs):
             out = make_divisible(spec.out * width_mult)
@@ -106,6 +107,7 @@ class MobileNetBase(FeaturePointBackbone):
             stride *= block_stride
             layers.append(InvertedResidual(channels, out, hidden, block_stride, spec.kernel, dilation, spec.use_se,
                                            norm, act(spec.act)))
+            layer_strides.append(stride)
             channels = out
             last_of_stage = i + 1 == len(specs) or specs[i + 1].out != spec.out  # stages by the paper's widths
             if last_of_stage:
@@ -115,7 +117,8 @@ class MobileNetBase(FeaturePointBackbone):
                                            activation_layer=act(self.last_act)))
         points.append(FeaturePoint('last_conv', len(layers) - 1, False, last_channels, stride))
         self.features = nn.Sequential(*layers)
-        self._finish(points, stage_end + [len(layers) - 1], out_indices)
+        layer_strides.append(stride)
+        self._finish(points, stage_end + [len(layers) - 1], out_indices, layer_strides)
 
     # --- running -----------------------------------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
@@ -145,7 +148,7 @@ class MobileNetV2(MobileNetBase):
     stage4 96/16, layer14_expand 576/16 (SSDLite's first map), stage5 160/32, stage6 320/32, last_conv 1280/32.
     """
 
-    def __init__(self, width_mult: float = 1.0, out_indices: Optional[Sequence[int]] = None, output_stride: int = 32,
+    def __init__(self, width_mult: float = 1.0, out_indices: Optional[Sequence[Union[int, str]]] = None, output_stride: int = 32,
                  frozen_stages: int = -1, norm_eval: bool = False, norm_layer=None, act_layer=None,
                  in_channels: int = 3, pretrained: Optional[str] = None) -> None:
         last = make_divisible(1280 * max(1.0, width_mult))  # the last conv does not shrink below 1.0 (sec. 6.1)
@@ -166,7 +169,7 @@ class MobileNetV3(MobileNetBase):
     stem_act = 'hardswish'
     last_act = 'hardswish'
 
-    def __init__(self, arch: str = 'large', width_mult: float = 1.0, out_indices: Optional[Sequence[int]] = None,
+    def __init__(self, arch: str = 'large', width_mult: float = 1.0, out_indices: Optional[Sequence[Union[int, str]]] = None,
                  output_stride: int = 32, frozen_stages: int = -1, norm_eval: bool = False, norm_layer=None,
                  act_layer=None, reduced_tail: bool = False, in_channels: int = 3,
                  pretrained: Optional[str] = None) -> None:

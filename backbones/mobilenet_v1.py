@@ -8,7 +8,7 @@ width 1.0 — FastDepth takes its skip connections from the first three and deco
 """
 from __future__ import annotations
 
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Union
 
 import torch
 from torch import nn
@@ -54,7 +54,7 @@ class MobileNetV1(FeaturePointBackbone):
         pretrained: a checkpoint for ``init_weights`` (ours, or a full model's with ``backbone.`` keys).
     """
 
-    def __init__(self, width_mult: float = 1.0, out_indices: Optional[Sequence[int]] = None, output_stride: int = 32,
+    def __init__(self, width_mult: float = 1.0, out_indices: Optional[Sequence[Union[int, str]]] = None, output_stride: int = 32,
                  frozen_stages: int = -1, norm_eval: bool = False, norm_layer=None, act_layer=None,
                  in_channels: int = 3, pretrained: Optional[str] = None) -> None:
         super().__init__()
@@ -72,6 +72,7 @@ class MobileNetV1(FeaturePointBackbone):
                                                         activation_layer=act)]
         taps: List[FeaturePoint] = []
         stride, dilation = 2, 1
+        layer_strides = [stride]  # output stride of each layer of ``features``
         for i, (out, block_stride) in enumerate(V1_BLOCKS):
             out = make_divisible(out * width_mult)
             if block_stride == 2 and stride * 2 > output_stride:
@@ -79,12 +80,13 @@ class MobileNetV1(FeaturePointBackbone):
                 block_stride = 1
             stride *= block_stride
             layers.append(DepthwiseSeparable(channels, out, block_stride, dilation, norm, act))
+            layer_strides.append(stride)
             channels = out
             next_stride = V1_BLOCKS[i + 1][1] if i + 1 < len(V1_BLOCKS) else 2
             if next_stride == 2:  # the last block before a stride-2 block ends a stage
                 taps.append(FeaturePoint(f'stage{len(taps)}', len(layers) - 1, False, channels, stride))
         self.features = nn.Sequential(*layers)
-        self._finish(taps, [t.layer for t in taps], out_indices)
+        self._finish(taps, [t.layer for t in taps], out_indices, layer_strides)
 
     def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
         wanted = {self.feature_points[i].layer: i for i in self.out_indices}

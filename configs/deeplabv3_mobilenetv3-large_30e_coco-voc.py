@@ -7,8 +7,9 @@
 _base_ = ['./_base_/default_runtime.py', './_base_/seg_coco_voc.py']
 model = dict(
     type='Segmentor', num_classes=21,
-    backbone=dict(type='MobileNetV3', arch='large', output_stride=16, pretrained=None),
-    feature_layers=(4, 16),
+    # torchvision taps features[4] (the first stride-8 block) and features[16] (the last conv)
+    backbone=dict(type='MobileNetV3', arch='large', output_stride=16, out_indices=('layer4', 'layer16'),
+                  pretrained=None),
     neck=dict(type='ASPP', channels=256, dilations=(12, 24, 36), image_pooling=True, dropout=0.5),
     head=dict(type='DeepLabHead', channels=256, dropout=0.0),
     aux_head=dict(type='FCNHead', in_index=0, dropout=0.1),

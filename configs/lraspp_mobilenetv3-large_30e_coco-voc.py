@@ -7,8 +7,9 @@
 _base_ = ['./_base_/default_runtime.py', './_base_/seg_coco_voc.py']
 model = dict(
     type='Segmentor', num_classes=21,
-    backbone=dict(type='MobileNetV3', arch='large', output_stride=16, pretrained=None),
-    feature_layers=(4, 16),
+    # torchvision taps features[4] (the first stride-8 block) and features[16] (the last conv)
+    backbone=dict(type='MobileNetV3', arch='large', output_stride=16, out_indices=('layer4', 'layer16'),
+                  pretrained=None),
     head=dict(type='LRASPPHead', channels=128))
 max_epochs = 30
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=5)

@@ -84,9 +84,6 @@ class Segmentor(TaskModel):
             filled in). The head sees the neck's outputs (or the backbone's); the auxiliary head always sees the
             backbone's features.
         num_classes: number of classes (21 for VOC, 19 for Cityscapes).
-        feature_layers: take the outputs of these ``backbone.features`` layers instead of the backbone's
-            ``out_indices`` (torchvision's MobileNetV3 segmentation models tap ``features[4]``, the first stride-8
-            block, and the last conv ``features[16]``).
         trim_backbone: drop backbone layers after the deepest one used (Mobile DeepLabv3 never runs the 1280-wide
             last conv of MobileNetV2, so it is not counted in the parameters).
         loss: ``SegCrossEntropy`` options (``ignore_index``, ``class_weight``, ``ohem_thresh``, ``ohem_min_kept``).
@@ -97,7 +94,7 @@ class Segmentor(TaskModel):
     """
 
     def __init__(self, backbone: ModuleOrCfg, head: ModuleOrCfg, num_classes: int = 21, neck: ModuleOrCfg = None,
-                 aux_head: ModuleOrCfg = None, feature_layers: Optional[Sequence[int]] = None,
+                 aux_head: ModuleOrCfg = None,
                  trim_backbone: bool = True, loss: Optional[dict] = None, aux_weight: float = 0.4,
                  test_cfg: Optional[dict] = None, class_names: Optional[Sequence[str]] = None,
                  palette: Optional[Sequence[Sequence[int]]] = None, align_corners: bool = False,
@@ -107,8 +104,7 @@ class Segmentor(TaskModel):
             raise ValueError(f'num_classes must be >= 2, got {num_classes}')
         self.num_classes, self.aux_weight, self.align_corners = num_classes, aux_weight, align_corners
         self.backbone = build_part(backbone, BACKBONES)
-        self.feature_layers = None if feature_layers is None else [int(i) for i in feature_layers]
-        in_channels = self._feature_channels()
+        in_channels = list(self.backbone.out_channels)
         if trim_backbone:
             self._trim_backbone()
         self.neck = build_part(neck, NECKS, in_channels=in_channels)
@@ -131,21 +127,7 @@ class Segmentor(TaskModel):
         self.palette = [tuple(int(c) for c in p) for p in palette] if palette is not None else None
 
     # --- features ---------------------------------------------------------------------------------------------
-    def _feature_channels(self) -> List[int]:
-        if self.feature_layers is None:
-            return list(self.backbone.out_channels)
-        features = getattr(self.backbone, 'features', None)
-        if not isinstance(features, nn.Sequential):
-            raise ValueError('feature_layers needs a backbone with a `features` nn.Sequential (MobileNetV2/V3)')
-        if any(not 0 <= i < len(features) for i in self.feature_layers) or \
-                self.feature_layers != sorted(set(self.feature_layers)):
-            raise ValueError(f'feature_layers must be increasing indices into the {len(features)} backbone layers, '
-                             f'got {self.feature_layers}')
-        return [int(features[i].out_channels) for i in self.feature_layers]
-
     def _deepest_layer(self) -> Optional[int]:
-        if self.feature_layers is not None:
-            return self.feature_layers[-1]
         points = getattr(self.backbone, 'feature_points', None)
         if points is None or not hasattr(self.backbone, 'out_indices'):
             return None
@@ -158,16 +140,7 @@ class Segmentor(TaskModel):
             self.backbone.features = features[:last + 1]  # keeps the layer indices, so state-dict keys stay
 
     def extract_features(self, inputs: torch.Tensor) -> List[torch.Tensor]:
-        if self.feature_layers is None:
-            return list(self.backbone(inputs))
-        outs, wanted, x = [], set(self.feature_layers), inputs
-        for index, layer in enumerate(self.backbone.features):
-            x = layer(x)
-            if index in wanted:
-                outs.append(x)
-            if index == self.feature_layers[-1]:
-                break
-        return outs
+        return list(self.backbone(inputs))
 
     # --- forward modes -----------------------------------------------------------------------------------------
     def _upsample(self, logits: torch.Tensor, size) -> torch.Tensor:

@@ -106,3 +106,16 @@ def test_registered_and_plain_construction_agree():
     a = BACKBONES.build(dict(type='MobileNetV3', arch='small', width_mult=0.5, out_indices=(1, 6)))
     b = MobileNetV3(arch='small', width_mult=0.5, out_indices=(1, 6))
     assert a.out_channels == b.out_channels and a.strides == b.strides
+
+
+def test_layer_taps_select_any_layer_output():
+    m = MobileNetV3('large', out_indices=('layer4', 'last_conv'), output_stride=16).eval()
+    assert m.out_channels == [40, 960] and m.strides == [8, 16]
+    tv = torchvision.models.mobilenet_v3_large(weights=None, dilated=True).eval()
+    m.load_state_dict({k: v for k, v in torchvision_mobilenet_to_ours(tv.state_dict(), prefix='').items()
+                       if not k.startswith('head.')})
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(m(x)[0], tv.features[:5](x))
+    with pytest.raises(ValueError, match='layer<N>'):
+        MobileNetV3('large', out_indices=('layer99',))

@@ -73,8 +73,8 @@ def test_heads_check_their_inputs():
         ASPP([320], in_index=3)
     with pytest.raises(ValueError, match='at least one'):
         DeepLabHead([], num_classes=21)
-    with pytest.raises(ValueError, match='feature_layers'):
-        tiny_segmentor(feature_layers=(16, 4))
+    with pytest.raises(ValueError, match='shallow to deep'):
+        tiny_segmentor(backbone=dict(type='MobileNetV3', arch='large', width_mult=0.35, out_indices=('layer16', 'layer4')))
 
 
 def test_cross_entropy_ignore_weights_and_ohem():
@@ -133,8 +133,8 @@ def test_preprocessor_pads_and_predict_returns_original_size():
 def test_export_to_onnx_matches_onnxruntime(tmp_path):
     export = load_tool('export')
     model = tiny_segmentor(num_classes=5, backbone=dict(type='MobileNetV3', arch='large', width_mult=0.35,
-                                                        output_stride=16),
-                           feature_layers=(4, 16), neck=None, head=dict(type='LRASPPHead', channels=16)).eval()
+                                                        output_stride=16, out_indices=('layer4', 'layer16')),
+                           neck=None, head=dict(type='LRASPPHead', channels=16)).eval()
     randomize_batchnorm(model)
     example, reference = export.export(model, (3, 64, 96), str(tmp_path / 'm.onnx'), legacy=True)
     assert reference[0].shape == (1, 5, 64, 96)
