@@ -121,7 +121,8 @@ def test_convert_torchvision_classifier_gives_the_same_logits(tmp_path):
         torch.testing.assert_close(ours(x, mode='tensor'), tv(x), rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize('tool', ['train', 'test', 'infer', 'export', 'benchmark', 'convert_weights', 'evaluate'])
+@pytest.mark.parametrize('tool', ['train', 'test', 'infer', 'export', 'benchmark', 'convert_weights', 'evaluate',
+                                  'publish_checkpoint'])
 def test_every_tool_has_help(tool, capsys):
     module = __import__(tool)
     with pytest.raises(SystemExit) as exit_info:
