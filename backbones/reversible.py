@@ -125,6 +125,22 @@ def _can_free(x: torch.Tensor) -> bool:
             and x.untyped_storage().nbytes() == x.numel() * x.element_size() and not _saved_by_producer(x))
 
 
+
+def _undo_coupling(fn, rng_state, known, result, grad_result, autocast):
+    """One half of a coupling's inverse: recompute ``fn(known)`` with grad (replaying its RNG, BN statistics
+    frozen, under the forward's autocast state), recover ``other = result - fn(known)`` and backpropagate
+    ``grad_result`` through ``fn``. Returns (other, d known, fn's parameters, their gradients)."""
+    params = _trainable(fn)
+    device_type, dtype, enabled = autocast
+    with torch.enable_grad(), _replay_rng(rng_state, known.device), _bn_stats_frozen(fn), \
+            torch.autocast(device_type, dtype, enabled):
+        leaf = known.detach().requires_grad_(True)
+        out = fn(leaf)
+    grads = torch.autograd.grad(out, [leaf] + params, grad_result, allow_unused=True)
+    with torch.no_grad():
+        other = result - out
+    return other, grads[0], params, grads[1:]
+
 class _ReversibleFunction(torch.autograd.Function):
     """Forward without storing activations; backward by inversion and block-wise recomputation."""
 
@@ -174,29 +190,15 @@ class _ReversibleFunction(torch.autograd.Function):
         for block, (state_f, state_g) in zip(reversed(seq.blocks), reversed(ctx.rng)):
             y1, y2 = block._halves(y)
             dy1, dy2 = block._halves(dy)
-            g_params, f_params = _trainable(block.g), _trainable(block.f)
-            # G(y1): recompute with grad, invert x2 = y2 - G(y1), backpropagate dy2 through it
-            with torch.enable_grad(), _replay_rng(state_g, y.device), _bn_stats_frozen(block.g), \
-                    torch.autocast(device_type, autocast_dtype, autocast_on):
-                z1 = y1.detach().requires_grad_(True)
-                gz = block.g(z1)
-            grads = torch.autograd.grad(gz, [z1] + g_params, dy2, allow_unused=True)
-            with torch.no_grad():
-                x2 = y2 - gz
-            dz1 = dy1 + grads[0] if grads[0] is not None else dy1
-            accumulate(g_params, grads[1:])
-            del gz, grads
-            # F(x2): recompute with grad, invert x1 = y1 - F(x2), backpropagate dz1 through it
-            with torch.enable_grad(), _replay_rng(state_f, y.device), _bn_stats_frozen(block.f), \
-                    torch.autocast(device_type, autocast_dtype, autocast_on):
-                x2_ = x2.detach().requires_grad_(True)
-                fx = block.f(x2_)
-            grads = torch.autograd.grad(fx, [x2_] + f_params, dz1, allow_unused=True)
-            with torch.no_grad():
-                x1 = y1 - fx
-            dx2 = dy2 + grads[0] if grads[0] is not None else dy2
-            accumulate(f_params, grads[1:])
-            del fx, grads
+            autocast = (device_type, autocast_dtype, autocast_on)
+            # G(y1): recompute, invert x2 = y2 - G(y1), backpropagate dy2 through G
+            x2, d_y1, g_params, g_grads = _undo_coupling(block.g, state_g, y1, y2, dy2, autocast)
+            dz1 = dy1 + d_y1 if d_y1 is not None else dy1
+            accumulate(g_params, g_grads)
+            # F(x2): recompute, invert x1 = y1 - F(x2), backpropagate dz1 through F
+            x1, d_x2, f_params, f_grads = _undo_coupling(block.f, state_f, x2, y1, dz1, autocast)
+            dx2 = dy2 + d_x2 if d_x2 is not None else dy2
+            accumulate(f_params, f_grads)
             y = torch.cat([x1, x2], dim=block.split_dim)
             dy = torch.cat([dz1, dx2], dim=block.split_dim)
         if ctx.freed is not None:  # give the input back its values before the layers below need them
