@@ -100,5 +100,5 @@ class InvertedResidual(nn.Module):
             out = self.se(out)
         out = self.project(out)
         if self.use_residual:
-            out = out + x
+            out += x  # in place: the projection's output is not needed by its own backward
         return (out, expanded) if return_expanded else out
