@@ -119,3 +119,14 @@ def test_layer_taps_select_any_layer_output():
         torch.testing.assert_close(m(x)[0], tv.features[:5](x))
     with pytest.raises(ValueError, match='layer<N>'):
         MobileNetV3('large', out_indices=('layer99',))
+
+
+@pytest.mark.parametrize('arch', ['large', 'small'])
+def test_reduced_tail_equals_torchvision(arch):
+    tv = getattr(torchvision.models, f'mobilenet_v3_{arch}')(weights=None, reduced_tail=True).eval()
+    ours = MobileNetV3(arch, reduced_tail=True).eval()
+    sd = torchvision_mobilenet_to_ours(tv.state_dict(), prefix='')
+    ours.load_state_dict({k: v for k, v in sd.items() if not k.startswith('head.')}, strict=True)
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x)[-1], tv.features(x), rtol=1e-5, atol=1e-5)
