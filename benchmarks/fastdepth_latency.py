@@ -14,41 +14,18 @@ import argparse
 import json
 import os
 import tempfile
-import time
-from typing import Callable, Dict, List
+from typing import List
 
 import numpy as np
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 import data  # noqa: F401
 import tasks  # noqa: F401
 from tasks import build_model
+from tasks.profiling import count_macs, count_parameters, time_calls
 
 PAPER = dict(params=1.34e6, macs=0.37e9, tx2_cpu_ms=37.0)
 CONFIGS = ['configs/fastdepth_mobilenetv1_20e_nyu.py', 'configs/fastdepth_mobilenetv2_20e_nyu.py']
-
-
-def macs_of(fn: Callable[[], object]) -> int:
-    counter = FlopCounterMode(display=False)
-    with torch.no_grad(), counter:
-        fn()
-    return counter.get_total_flops() // 2
-
-
-def timed(fn: Callable[[], object], runs: int, warmup: int) -> Dict[str, float]:
-    for _ in range(warmup):
-        fn()
-    times, cpu = [], []
-    for _ in range(runs):
-        start, start_cpu = time.perf_counter(), time.process_time()
-        fn()
-        times.append((time.perf_counter() - start) * 1e3)
-        cpu.append((time.process_time() - start_cpu) * 1e3)
-    median = float(np.median(times))
-    # CPU time of this process per call: what one core spends, less disturbed by other jobs than wall time
-    return dict(median_ms=median, p90_ms=float(np.percentile(times, 90)), fps=1e3 / median,
-                cpu_ms=float(np.median(cpu)))
 
 
 def onnx_session(model: torch.nn.Module, example: torch.Tensor, threads: int):
@@ -81,17 +58,17 @@ def measure(config: str, threads: int, runs: int, warmup: int, with_onnx: bool) 
     example = torch.randn(1, 3, 224, 224)
     features = []
     report = dict(config=config, encoder=type(model.backbone).__name__,
-                  params=sum(p.numel() for p in model.parameters()),
-                  encoder_params=sum(p.numel() for p in model.backbone.parameters()),
-                  macs=macs_of(lambda: model(example, mode='tensor')),
-                  encoder_macs=macs_of(lambda: features.append(model.backbone(example))))
+                  params=count_parameters(model),
+                  encoder_params=count_parameters(model.backbone),
+                  macs=count_macs(lambda: model(example, mode='tensor')),
+                  encoder_macs=count_macs(lambda: features.append(model.backbone(example))))
     report['decoder_macs'] = report['macs'] - report['encoder_macs']
     with torch.no_grad():
-        report['torch'] = timed(lambda: model(example, mode='tensor'), runs, warmup)
-        report['torch_encoder'] = timed(lambda: model.backbone(example), runs, warmup)
+        report['torch'] = time_calls(lambda: model(example, mode='tensor'), runs, warmup)
+        report['torch_encoder'] = time_calls(lambda: model.backbone(example), runs, warmup)
     if with_onnx:
         run, diff = onnx_session(model, example, threads)
-        report['onnxruntime'] = timed(run, runs, warmup)
+        report['onnxruntime'] = time_calls(run, runs, warmup)
         report['onnxruntime']['max_abs_diff_vs_torch'] = diff
     return report
 

@@ -13,13 +13,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import time
 from pathlib import Path
-from typing import Callable, Dict, List
 
-import numpy as np
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
@@ -29,38 +25,7 @@ import data  # noqa: E402,F401
 import tasks  # noqa: E402,F401
 from backbones.converters import WEIGHT_CONVERTERS  # noqa: E402
 from tasks import build_model  # noqa: E402
-
-
-def _median_ms(times: List[float]) -> Dict[str, float]:
-    t = np.asarray(times) * 1e3
-    return dict(median_ms=float(np.median(t)), p90_ms=float(np.percentile(t, 90)), min_ms=float(t.min()))
-
-
-def time_pair(ours: Callable, theirs: Callable, runs: int, warmup: int) -> Dict[str, Dict[str, float]]:
-    with torch.inference_mode():
-        for _ in range(warmup):
-            ours()
-            theirs()
-        a, b = [], []
-        for i in range(runs):
-            order = ((ours, a), (theirs, b)) if i % 2 == 0 else ((theirs, b), (ours, a))
-            for fn, sink in order:
-                start = time.perf_counter()
-                fn()
-                sink.append(time.perf_counter() - start)
-    return dict(ours=_median_ms(a), torchvision=_median_ms(b))
-
-
-def time_one(fn: Callable, runs: int, warmup: int) -> Dict[str, float]:
-    with torch.inference_mode():
-        for _ in range(warmup):
-            fn()
-        times = []
-        for _ in range(runs):
-            start = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - start)
-    return _median_ms(times)
+from tasks.profiling import count_parameters, time_calls, time_interleaved  # noqa: E402
 
 
 def main(argv=None) -> dict:
@@ -104,11 +69,11 @@ def main(argv=None) -> dict:
         def run_theirs(m=reference):
             m(x)
             sync()
-        timing = time_pair(run_ours, run_theirs, args.runs, args.warmup)
+        timing = time_interleaved(dict(ours=run_ours, torchvision=run_theirs), args.runs, args.warmup)
         timing['ratio_ours_over_torchvision'] = timing['ours']['median_ms'] / timing['torchvision']['median_ms']
         timing['ratio_of_minima'] = timing['ours']['min_ms'] / timing['torchvision']['min_ms']
         timing['max_abs_logit_diff'] = diff
-        timing['params'] = sum(p.numel() for p in ours.parameters())
+        timing['params'] = count_parameters(ours)
         report['models'][title] = timing
     v2 = build_model(REPO / 'configs' / 'deeplabv3_mobilenetv2_30k_voc-aug.py', device=device)
 
@@ -116,7 +81,7 @@ def main(argv=None) -> dict:
         v2(x)
         sync()
     report['models']['Mobile DeepLabv3 MobileNetV2'] = dict(
-        ours=time_one(run_v2, args.runs, args.warmup), params=sum(p.numel() for p in v2.parameters()))
+        ours=time_calls(run_v2, args.runs, args.warmup), params=count_parameters(v2))
     if args.json:
         print(json.dumps(report, indent=1))
     else:

@@ -18,11 +18,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
-import time
 from pathlib import Path
-from typing import Callable, Dict, List
 
 import numpy as np
 import torch
@@ -35,25 +32,9 @@ import tasks  # noqa: E402,F401
 from backbones.converters import WEIGHT_CONVERTERS  # noqa: E402
 from data.io import read_rgb  # noqa: E402
 from tasks import Inferencer, load_config  # noqa: E402
+from tasks.profiling import count_parameters, time_interleaved  # noqa: E402
 
 DEFAULT_IMAGE = REPO / 'tests' / 'assets' / 'detection' / 'coco8' / 'images' / 'val' / '000000000042.jpg'
-
-
-def summary(times: List[float]) -> Dict[str, float]:
-    ordered = sorted(times)
-    return dict(median_ms=1000 * statistics.median(ordered), p90_ms=1000 * ordered[int(0.9 * (len(ordered) - 1))],
-                min_ms=1000 * ordered[0])
-
-
-def time_alternating(fns: Dict[str, Callable[[], object]], runs: int, warmup: int) -> Dict[str, List[float]]:
-    times: Dict[str, List[float]] = {name: [] for name in fns}
-    for i in range(warmup + runs):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            if i >= warmup:
-                times[name].append(time.perf_counter() - start)
-    return times
 
 
 def main(argv=None) -> dict:
@@ -90,14 +71,13 @@ def main(argv=None) -> dict:
     a, b = run_tv(), ours(image)
     same = (len(a['scores']) == len(b['scores']) and np.allclose(a['boxes'].numpy(), b['bboxes'], atol=1e-4)
             and np.array_equal(a['labels'].numpy(), b['labels'] + 1))
-    times = time_alternating(fns, args.runs, args.warmup)
+    latency = time_interleaved(fns, args.runs, args.warmup)
     report = dict(image=os.path.basename(args.image), image_shape=list(image.shape[:2]), threads=args.threads,
                   runs=args.runs, score_thr=args.score_thr if args.score_thr is not None else tv.score_thresh,
                   detections=len(a['scores']), same_detections=bool(same),
-                  params=dict(torchvision_mnv3=sum(p.numel() for p in tv.parameters()),
-                              ours_mnv3=sum(p.numel() for p in ours.model.parameters()),
-                              ours_mnv2=sum(p.numel() for p in v2.model.parameters())),
-                  latency={name: summary(t) for name, t in times.items()})
+                  params=dict(torchvision_mnv3=count_parameters(tv), ours_mnv3=count_parameters(ours.model),
+                              ours_mnv2=count_parameters(v2.model)),
+                  latency=latency)
     report['ratio_ours_mnv3_over_torchvision'] = (report['latency']['ours_mnv3']['median_ms']
                                                    / report['latency']['torchvision_mnv3']['median_ms'])
     if args.json:

@@ -35,3 +35,16 @@ def list_images(folder: Union[str, Path]) -> list:
     if not folder.is_dir():
         raise FileNotFoundError(f'image folder {folder} does not exist')
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def read_json(path: Union[str, Path], what: str = 'JSON file'):
+    """Parse a JSON file; ``FileNotFoundError``/``ValueError`` naming ``path`` (and what it should be)."""
+    import json
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f'{what} {path} does not exist')
+    try:
+        with open(path, encoding='utf-8') as f:
+            return json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f'{path} is not valid JSON: {err}') from err

@@ -10,42 +10,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
-from typing import Callable, Dict, Optional, Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 import data  # noqa: F401
 import tasks  # noqa: F401
 from tasks import build_model, load_config
-
-
-def count_parameters(model: torch.nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
-def count_macs(model: torch.nn.Module, example: torch.Tensor) -> int:
-    counter = FlopCounterMode(display=False)
-    with torch.no_grad(), counter:
-        model(example, mode='tensor')
-    return counter.get_total_flops() // 2
-
-
-def time_calls(fn: Callable[[], object], runs: int = 50, warmup: int = 5) -> Dict[str, float]:
-    """Median / p90 / mean wall time in milliseconds of ``fn``."""
-    with torch.no_grad():
-        for _ in range(warmup):
-            fn()
-        times = []
-        for _ in range(runs):
-            start = time.perf_counter()
-            fn()
-            times.append((time.perf_counter() - start) * 1e3)
-    times = np.asarray(times)
-    return dict(median_ms=float(np.median(times)), p90_ms=float(np.percentile(times, 90)),
-                mean_ms=float(times.mean()))
+from tasks.profiling import count_macs, count_parameters, time_calls
 
 
 def random_sample(shape: Sequence[int]) -> dict:
@@ -70,7 +43,7 @@ def benchmark(config, shape: Optional[Sequence[int]] = None, runs: int = 50, war
     model = build_model(cfg)
     example = torch.randn(1, *shape)
     report = dict(config=str(config), input_shape=[1, *shape], threads=torch.get_num_threads(),
-                  params=count_parameters(model), macs=count_macs(model, example))
+                  params=count_parameters(model), macs=count_macs(lambda: model(example, mode='tensor')))
     report['tensor'] = time_calls(lambda: model(example, mode='tensor'), runs, warmup)
     if predict:
         sample = random_sample(shape)
@@ -87,7 +60,7 @@ def benchmark(config, shape: Optional[Sequence[int]] = None, runs: int = 50, war
             report['predict'] = time_calls(full_path, runs, warmup)
         except Exception as err:  # report what could not be timed rather than hide it
             report['predict'] = dict(error=f'{type(err).__name__}: {err}')
-    report['fps_tensor'] = 1e3 / report['tensor']['median_ms']
+    report['fps_tensor'] = report['tensor']['fps']
     return report
 
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import os
 from typing import List, Optional, Sequence
 
 import numpy as np
 
+from ..io import read_json
 from ..registry import DATASETS
 from .detection_base import DetectionDataset
 
@@ -22,13 +22,7 @@ from .detection_base import DetectionDataset
 def load_coco(ann_file: str):
     """A ``pycocotools.coco.COCO`` index of ``ann_file`` (its chatter silenced); errors name the file."""
     from pycocotools.coco import COCO
-    if not os.path.isfile(ann_file):
-        raise FileNotFoundError(f'COCO annotation file {ann_file} does not exist')
-    try:
-        with open(ann_file, encoding='utf-8') as f:
-            dataset = json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f'{ann_file} is not valid JSON: {err}') from err
+    dataset = read_json(ann_file, 'COCO annotation file')
     if not isinstance(dataset, dict) or 'images' not in dataset or 'categories' not in dataset:
         raise ValueError(f'{ann_file} is not a COCO annotation file: it needs "images" and "categories"')
     dataset.setdefault('annotations', [])

@@ -21,6 +21,7 @@ from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
 
 from ..datasets.coco import load_coco
+from ..io import read_json
 from ..registry import METRICS, OFFLINE_SCORERS
 
 COCO_METRIC_NAMES = ('mAP', 'mAP_50', 'mAP_75', 'mAP_s', 'mAP_m', 'mAP_l',
@@ -231,13 +232,7 @@ class CocoScorer:
 
 def load_coco_results(path: str) -> List[dict]:
     """A COCO results json as a list of detection dicts; errors name the file and the bad entry."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f'COCO results file {path} does not exist')
-    try:
-        with open(path, encoding='utf-8') as f:
-            detections = json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f'{path} is not valid JSON: {err}') from err
+    detections = read_json(path, 'COCO results file')
     if not isinstance(detections, list):
         raise ValueError(f'{path}: a COCO results file is a JSON list of detections, got {type(detections).__name__}')
     for i, det in enumerate(detections):
