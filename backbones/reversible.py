@@ -255,4 +255,16 @@ def set_reversible(module: nn.Module, reversible: bool) -> nn.Module:
     return module
 
 
-__all__ = ['ReversibleBlock', 'ReversibleSequence', 'set_reversible']
+class HasReversibleStages:
+    """Mixin for modules built from reversible stages (``self.stages``): a ``reversible`` switch for all of them."""
+
+    @property
+    def reversible(self) -> bool:
+        return all(s.reversible for s in self.stages)
+
+    @reversible.setter
+    def reversible(self, value: bool) -> None:
+        set_reversible(self, value)
+
+
+__all__ = ['ReversibleBlock', 'ReversibleSequence', 'set_reversible', 'HasReversibleStages']

@@ -17,7 +17,7 @@ from torchvision.ops.misc import Conv3dNormActivation
 from .layers import resolve_activation
 from .layers3d import MBConv3d, resolve_norm3d
 from .registry import BACKBONES
-from .reversible import ReversibleBlock, ReversibleSequence, set_reversible
+from .reversible import HasReversibleStages, ReversibleBlock, ReversibleSequence
 
 
 def reversible_mbconv_stage(channels: int, depth: int, expand_ratio: float = 4.0, kernel_size: int = 3,
@@ -41,7 +41,7 @@ def reversible_mbconv_stage(channels: int, depth: int, expand_ratio: float = 4.0
 
 
 @BACKBONES.register_module()
-class ReversibleUNet3dEncoder(nn.Module):
+class ReversibleUNet3dEncoder(HasReversibleStages, nn.Module):
     """Stem conv -> [reversible stage] -> (strided conv -> [reversible stage]) x (levels - 1).
 
     Args:
@@ -88,14 +88,6 @@ class ReversibleUNet3dEncoder(nn.Module):
         self.in_channels = in_channels
         self.out_channels: List[int] = [channels[i] for i in self.out_indices]
         self.strides: List[int] = [2 ** i for i in self.out_indices]
-
-    @property
-    def reversible(self) -> bool:
-        return all(s.reversible for s in self.stages)
-
-    @reversible.setter
-    def reversible(self, value: bool) -> None:
-        set_reversible(self, value)
 
     def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
         if x.dim() != 5 or x.shape[1] != self.in_channels:

@@ -14,13 +14,13 @@ from torchvision.ops.misc import Conv3dNormActivation
 
 from backbones.layers import resolve_activation
 from backbones.layers3d import resolve_norm3d
-from backbones.reversible import set_reversible
+from backbones.reversible import HasReversibleStages
 from backbones.reversible_unet3d import reversible_mbconv_stage
 from .registry import HEADS
 
 
 @HEADS.register_module()
-class UNet3dHead(nn.Module):
+class UNet3dHead(HasReversibleStages, nn.Module):
     """U-Net decoder over encoder features ``[f0, ..., fL]`` at strides ``[1, 2, ..., 2**L]``.
 
     Args:
@@ -55,14 +55,6 @@ class UNet3dHead(nn.Module):
         self.classifier = nn.Conv3d(in_channels[0], num_classes, 1)
         self.in_channels, self.num_classes = in_channels, num_classes
         self.out_channels = [num_classes]
-
-    @property
-    def reversible(self) -> bool:
-        return all(s.reversible for s in self.stages)
-
-    @reversible.setter
-    def reversible(self, value: bool) -> None:
-        set_reversible(self, value)
 
     def forward(self, features: Sequence[torch.Tensor]) -> torch.Tensor:
         if len(features) != len(self.in_channels):
