@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 from typing import Any, List
 
 import numpy as np
@@ -44,9 +45,12 @@ def checkpoint_allow_list() -> List[Any]:
     return allowed
 
 
-def _unpickler_detail(err: Exception) -> str:
-    lines = [line.strip() for line in str(err).splitlines() if 'Unpickler error' in line]
-    return lines[0].split('. Please use')[0] if lines else ''
+def _forbidden_global(err: Exception) -> str:
+    """The line of torch's message that names a refused global (empty when the file is simply not a pickle)."""
+    for line in str(err).splitlines():
+        if re.search(r'unsupported global', line, re.IGNORECASE):
+            return line.strip().split('. Please use')[0]
+    return ''
 
 
 def safe_load(filename: str, map_location: Any = 'cpu') -> Any:
@@ -57,11 +61,15 @@ def safe_load(filename: str, map_location: Any = 'cpu') -> Any:
         with torch.serialization.safe_globals(checkpoint_allow_list()):
             return torch.load(filename, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
+        forbidden = _forbidden_global(err)
+        if not forbidden:  # no refused object: the file is not a checkpoint at all
+            raise RuntimeError(f'cannot read checkpoint {filename}: not a PyTorch checkpoint') from None
         raise UnsafeCheckpointError(
             f'refusing to load {filename}: it holds pickled objects outside the allow-list (tensors, containers, '
-            f'numpy arrays), and loading them could execute code. {_unpickler_detail(err)}') from None
-    except (RuntimeError, EOFError) as err:
-        raise RuntimeError(f'cannot read checkpoint {filename}: {err}') from err
+            f'numpy arrays), and loading them could execute code. {forbidden}') from None
+    except (RuntimeError, EOFError, KeyError, ValueError, IndexError, TypeError, AttributeError) as err:
+        raise RuntimeError(f'cannot read checkpoint {filename}: not a PyTorch checkpoint, or truncated '
+                           f'({type(err).__name__}: {str(err)[:200]})') from err
 
 
 def state_dict_of(checkpoint: Any) -> dict:

@@ -99,4 +99,5 @@ def main(argv=None) -> dict:
 
 
 if __name__ == '__main__':
-    main()
+    from tasks.cli import run_cli
+    run_cli(main)

@@ -117,4 +117,5 @@ def main(argv=None) -> List[float]:
 
 
 if __name__ == '__main__':
-    main()
+    from tasks.cli import run_cli
+    run_cli(main)

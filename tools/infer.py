@@ -130,4 +130,5 @@ def main(argv=None) -> List[str]:
 
 
 if __name__ == '__main__':
-    main()
+    from tasks.cli import run_cli
+    run_cli(main)

@@ -39,4 +39,5 @@ def main(argv=None) -> str:
 
 
 if __name__ == '__main__':
-    main()
+    from tasks.cli import run_cli
+    run_cli(main)

@@ -13,6 +13,7 @@ from mmengine.runner import Runner
 
 import data  # noqa: F401
 import tasks  # noqa: F401
+from backbones.checkpoint_io import safe_load
 from tasks import load_config
 
 
@@ -35,6 +36,7 @@ def main(argv=None) -> dict:
         torch.set_num_threads(args.threads)
     if not osp.isfile(args.checkpoint):
         raise SystemExit(f'checkpoint {args.checkpoint} does not exist')
+    safe_load(args.checkpoint)  # a refused or unreadable checkpoint fails here, before the Runner starts
     cfg = load_config(args.config)
     cfg.merge_from_dict(args.cfg_options)
     cfg.work_dir = args.work_dir or tempfile.mkdtemp(prefix='mobilevision_test_')
@@ -54,4 +56,5 @@ def main(argv=None) -> dict:
 
 
 if __name__ == '__main__':
-    main()
+    from tasks.cli import run_cli
+    run_cli(main)

@@ -61,4 +61,5 @@ def main(argv=None) -> None:
 
 
 if __name__ == '__main__':
-    main()
+    from tasks.cli import run_cli
+    run_cli(main)

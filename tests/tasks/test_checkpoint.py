@@ -103,3 +103,10 @@ def test_training_killed_mid_epoch_resumes_and_finishes_all_epochs(repo, tmp_pat
     assert final['meta']['epoch'] == epochs
     assert final['meta']['iter'] == epochs * 64 // 4  # the same number of steps as an uninterrupted run
     assert 'Epoch(train)   [1]' not in out.stdout + out.stderr  # it did not start over
+
+
+def test_a_file_that_is_not_a_checkpoint_is_named(tmp_path):
+    path = tmp_path / 'notes.pth'
+    path.write_text('just some text')
+    with pytest.raises(RuntimeError, match='notes.pth: not a PyTorch checkpoint'):
+        safe_load(str(path))

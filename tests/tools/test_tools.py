@@ -129,3 +129,13 @@ def test_every_tool_has_help(tool, capsys):
         (module.main if tool == 'evaluate' else module.parse_args)(['--help'])
     assert exit_info.value.code == 0
     assert 'usage' in capsys.readouterr().out
+
+
+def test_tools_report_bad_input_in_one_line(tmp_path):
+    (tmp_path / 'notes.pth').write_text('not a checkpoint')
+    out = subprocess.run([sys.executable, str(REPO / 'tools' / 'test.py'), str(ESPCN), str(tmp_path / 'notes.pth')],
+                         capture_output=True, text=True)
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines()[-1].startswith(
+        f'error: cannot read checkpoint {tmp_path / "notes.pth"}: not a PyTorch checkpoint')
+    assert 'Traceback' not in out.stderr
