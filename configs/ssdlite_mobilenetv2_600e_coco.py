@@ -10,7 +10,8 @@
 #   iterations from 0.001 x lr; cosine annealing to 0 over the 600 epochs (per iteration).
 #   auto_scale_lr keeps lr / batch constant when run with another total batch size.
 _base_ = ['./_base_/default_runtime.py']
-coco_root = 'data/coco'
+datasets_root = '{{$MOBILEVISION_DATA:{{ fileDirname }}/../datasets}}'  # or $MOBILEVISION_DATA
+coco_root = datasets_root + '/coco'
 input_size = 320
 norm = dict(type='bn', eps=0.001, momentum=0.03)
 coco_classes = (

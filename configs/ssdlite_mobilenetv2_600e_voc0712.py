@@ -4,7 +4,8 @@
 # 155,400 iterations (from-scratch VOC detectors, e.g. DSOD, need >= 100k iterations), 1,000-iteration warm-up,
 # cosine to 0. Same model, 20 classes.
 _base_ = ['./ssdlite_mobilenetv2_600e_coco.py']
-voc_root = 'data/VOCdevkit'
+datasets_root = '{{$MOBILEVISION_DATA:{{ fileDirname }}/../datasets}}'  # or $MOBILEVISION_DATA
+voc_root = datasets_root + '/VOCdevkit'
 voc_classes = ('aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus', 'car', 'cat', 'chair', 'cow',
                'diningtable', 'dog', 'horse', 'motorbike', 'person', 'pottedplant', 'sheep', 'sofa', 'train',
                'tvmonitor')

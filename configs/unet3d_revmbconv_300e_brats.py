@@ -2,7 +2,8 @@
 # The BraTS data is not shipped: point `data_root` at the training folder (one folder per case holding
 # <case>_{t1,t1ce,t2,flair,seg}.nii.gz) and list the validation cases in `val_cases` (a text file, one a line).
 _base_ = ['./_base_/default_runtime.py']
-data_root = '../shared/data/brats/MICCAI_BraTS2020_TrainingData'
+datasets_root = '{{$MOBILEVISION_DATA:{{ fileDirname }}/../datasets}}'  # or $MOBILEVISION_DATA
+data_root = datasets_root + '/brats/MICCAI_BraTS2020_TrainingData'
 train_cases = None          # None: every case folder under data_root
 val_cases = None
 patch_size = (128, 128, 128)

@@ -1,8 +1,8 @@
 # ESPCN (Shi et al., 2016) trained on the 91 images (T91), evaluated on Set5; `scale` is set by each config.
 _base_ = ['./default_runtime.py']
 scale = 3
-sr_root = '../shared/data/sr'           # T91 lives beside the repository (not shipped); see README
-eval_root = 'tests/assets/sr/Set5'      # Set5 is shipped with the repository
+sr_root = '{{ fileDirname }}/../../tests/assets/sr'  # T91 and Set5 are shipped with the repository
+eval_root = sr_root + '/Set5'
 model = dict(
     type='SuperResolver', scale=scale, color='y', loss='mse',
     backbone=dict(type='ESPCNFeatures', channels=(64, 32), kernel_sizes=(5, 3), act_layer='tanh'),

@@ -2,7 +2,8 @@
 # (<nyu_root>/train/**/*.h5, <nyu_root>/val/official/*.h5; not shipped). The official labeled .mat with
 # splits.mat works too: dataset=dict(layout='mat', split='train'|'test').
 _base_ = ['./default_runtime.py']
-nyu_root = 'data/nyudepthv2'
+datasets_root = '{{$MOBILEVISION_DATA:{{ fileDirname }}/../../datasets}}'  # or $MOBILEVISION_DATA
+nyu_root = datasets_root + '/nyudepthv2'
 model = dict(
     type='DepthEstimator', losses=dict(l1=1.0), min_depth=1e-3, max_depth=10.0,
     data_preprocessor=dict(type='DepthDataPreprocessor'),

@@ -1,6 +1,7 @@
 # Cityscapes fine: train on train (2,975 images), evaluate on val (500) at the full 1024x2048 resolution;
 # 19 training classes, all other label ids ignored (255).
-city_root = 'data/cityscapes'
+datasets_root = '{{$MOBILEVISION_DATA:{{ fileDirname }}/../../datasets}}'  # or $MOBILEVISION_DATA
+city_root = datasets_root + '/cityscapes'
 crop_size = 769
 train_dataloader = dict(
     batch_size=8, num_workers=4, persistent_workers=True,

@@ -1,7 +1,8 @@
 # COCO train2017/val2017 reduced to the 20 VOC categories (+ background), as torchvision's segmentation
 # reference trains its DeepLabV3/LR-ASPP MobileNetV3 models: resize the short side to 520, random scale
 # 0.5-2.0, flip, crop 480; evaluate at short side 520 (predictions mapped back to the original size).
-coco_root = 'data/coco'
+datasets_root = '{{$MOBILEVISION_DATA:{{ fileDirname }}/../../datasets}}'  # or $MOBILEVISION_DATA
+coco_root = datasets_root + '/coco'
 train_dataloader = dict(
     batch_size=4, num_workers=4, persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=True),

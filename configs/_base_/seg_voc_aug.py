@@ -1,8 +1,9 @@
 # PASCAL VOC 2012 segmentation: train on train_aug (VOC train + SBD train/val - VOC val = 10,582 images), evaluate
 # mIoU on VOC val (1,449 images) at the original resolution. Paths: VOCdevkit/VOC2012 and SBD's
 # benchmark_RELEASE/dataset beside the repository (not shipped; see docs/segmentation.md).
-voc_root = 'data/VOCdevkit/VOC2012'
-sbd_root = 'data/benchmark_RELEASE/dataset'
+datasets_root = '{{$MOBILEVISION_DATA:{{ fileDirname }}/../../datasets}}'  # or $MOBILEVISION_DATA
+voc_root = datasets_root + '/VOCdevkit/VOC2012'
+sbd_root = datasets_root + '/benchmark_RELEASE/dataset'
 crop_size = 513
 train_pipeline = [dict(type='SegTrainAugment', crop_size=crop_size, scale_range=(0.5, 2.0), flip_prob=0.5,
                        photometric=0.0)]
