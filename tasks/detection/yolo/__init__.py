@@ -1,0 +1,2 @@
+"""YOLO-style anchor-free detection (LeYOLO, issue 14): box coding, task-aligned assignment, loss, model parts."""
+from .coder import bbox_to_distance, dfl_expectation, distance_to_bbox, make_anchor_points
