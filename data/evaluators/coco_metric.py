@@ -21,6 +21,7 @@ from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
 
 from ..datasets.coco import load_coco
+from .coco_ids import resolve_image_ids
 from ..io import read_json
 from ..registry import METRICS, OFFLINE_SCORERS
 
@@ -222,6 +223,7 @@ class CocoScorer:
     def score(args) -> dict:
         coco_gt = load_coco(args.ann_file)
         detections = load_coco_results(args.results)
+        detections = resolve_image_ids(detections, coco_gt.dataset['images'], args.results)  # file stems -> ids
         try:
             stats, summary = coco_evaluate(coco_gt, detections)
         except ValueError as err:
