@@ -5,6 +5,10 @@ Each block is a 3x3 depthwise convolution + BN + ReLU followed by a 1x1 pointwis
 multiple of 8 like our MobileNetV2. Features can be taken at the end of each stage (a run of blocks with one
 output stride): ``stage0`` 64/2, ``stage1`` 128/4, ``stage2`` 256/8, ``stage3`` 512/16, ``stage4`` 1024/32 at
 width 1.0 — FastDepth takes its skip connections from the first three and decodes the last.
+
+``widths`` sets every layer's output channels instead (the stem and the 13 blocks, 14 numbers): the networks
+``tools/prune.py`` makes by NetAdapt-style channel pruning (Yang et al., 2018) have one width per layer. FastDepth's
+official encoder uses ReLU6 (``act_layer='ReLU6'``); the paper's Figure 3 draws ReLU, our default.
 """
 from __future__ import annotations
 
@@ -52,11 +56,14 @@ class MobileNetV1(FeaturePointBackbone):
         norm_layer / act_layer: overrides (names, dicts or classes); defaults BatchNorm2d and ReLU (the paper).
         in_channels: channels of the input image.
         pretrained: a checkpoint for ``init_weights`` (ours, or a full model's with ``backbone.`` keys).
+        widths: output channels of the stem and of each of the 13 blocks (14 positive integers), e.g. of a pruned
+            network; overrides ``width_mult``.
     """
 
     def __init__(self, width_mult: float = 1.0, out_indices: Optional[Sequence[Union[int, str]]] = None, output_stride: int = 32,
                  frozen_stages: int = -1, norm_eval: bool = False, norm_layer=None, act_layer=None,
-                 in_channels: int = 3, pretrained: Optional[str] = None) -> None:
+                 in_channels: int = 3, pretrained: Optional[str] = None,
+                 widths: Optional[Sequence[int]] = None) -> None:
         super().__init__()
         if output_stride not in (8, 16, 32):
             raise ValueError(f'output_stride must be 8, 16 or 32, got {output_stride}')
@@ -64,17 +71,24 @@ class MobileNetV1(FeaturePointBackbone):
             raise ValueError(f'width_mult must be positive, got {width_mult}')
         self.width_mult, self.output_stride = width_mult, output_stride
         self.frozen_stages, self.norm_eval, self.pretrained = frozen_stages, norm_eval, pretrained
+        if widths is None:
+            widths = [make_divisible(c * width_mult) for c in [32] + [out for out, _ in V1_BLOCKS]]
+        widths = [int(w) for w in widths]
+        if len(widths) != len(V1_BLOCKS) + 1 or min(widths) < 1:
+            raise ValueError(f'widths must give {len(V1_BLOCKS) + 1} positive channel counts (the stem and each '
+                             f'block), got {widths}')
+        self.widths = widths
         norm = resolve_norm(norm_layer) or nn.BatchNorm2d
         act = resolve_activation(act_layer) or nn.ReLU
 
-        channels = make_divisible(32 * width_mult)
+        channels = widths[0]
         layers: List[nn.Module] = [Conv2dNormActivation(in_channels, channels, 3, stride=2, norm_layer=norm,
                                                         activation_layer=act)]
         taps: List[FeaturePoint] = []
         stride, dilation = 2, 1
         layer_strides = [stride]  # output stride of each layer of ``features``
-        for i, (out, block_stride) in enumerate(V1_BLOCKS):
-            out = make_divisible(out * width_mult)
+        for i, (_, block_stride) in enumerate(V1_BLOCKS):
+            out = widths[i + 1]
             if block_stride == 2 and stride * 2 > output_stride:
                 dilation *= 2
                 block_stride = 1

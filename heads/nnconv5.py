@@ -2,7 +2,9 @@
 
 Five up-sampling stages, each a 5x5 depthwise convolution + BN + ReLU, a 1x1 pointwise convolution + BN + ReLU
 and nearest-neighbour x2 interpolation, with channels 1024 -> 512 -> 256 -> 128 -> 64 -> 32 at MobileNet width
-1.0; then a 1x1 convolution to one depth channel. Additive skip connections (section III-C) add the encoder's
+1.0; then a 1x1 convolution to one depth channel: in the official code (``decode_conv6 = pointwise(32, 1)``) a
+1x1 conv + BN + ReLU, so depth is never negative (``final_layer='conv_bn_relu'``); ``'conv'`` is a plain 1x1
+convolution with bias. Additive skip connections (section III-C) add the encoder's
 feature at the stride a stage's output lands on (8, 4 and 2 in the paper) to that output.
 
 When an encoder feature's width differs from the decoder stage's (MobileNetV2 encoders, other widths), a 1x1
@@ -50,13 +52,17 @@ class NNConv5Decoder(nn.Module):
         kernel_size: of the depthwise convolutions (the paper: 5).
         out_channels: channels of the final 1x1 convolution (1: depth).
         norm_layer / act_layer: BatchNorm2d and ReLU by default.
-        bias_init: initial bias of the final convolution (e.g. a typical depth in metres; the paper: not set).
+        bias_init: initial bias of the final layer (e.g. a typical depth in metres; the paper: not set): the bias
+            of the convolution, or with ``'conv_bn_relu'`` the BatchNorm shift.
+        final_layer: ``'conv'`` (1x1 convolution with bias) or ``'conv_bn_relu'`` (the official FastDepth code).
     """
+
+    FINAL_LAYERS = ('conv', 'conv_bn_relu')
 
     def __init__(self, in_channels: Sequence[int], in_strides: Optional[Sequence[int]] = None,
                  channels: Sequence[int] = (512, 256, 128, 64, 32), skip_strides: Sequence[int] = (8, 4, 2),
                  kernel_size: int = 5, out_channels: int = 1, norm_layer=None, act_layer=None,
-                 bias_init: Optional[float] = None) -> None:
+                 bias_init: Optional[float] = None, final_layer: str = 'conv') -> None:
         super().__init__()
         in_channels, channels = list(in_channels), list(channels)
         if not in_channels:
@@ -69,6 +75,8 @@ class NNConv5Decoder(nn.Module):
                              f'values, got {in_strides}')
         if not channels:
             raise ValueError('channels must list at least one decoder stage width')
+        if final_layer not in self.FINAL_LAYERS:
+            raise ValueError(f'final_layer must be one of {self.FINAL_LAYERS}, got {final_layer!r}')
         norm = resolve_norm(norm_layer) or nn.BatchNorm2d
         act = resolve_activation(act_layer) or nn.ReLU
         self.in_channels, self.in_strides, self.channels = in_channels, in_strides, channels
@@ -99,9 +107,15 @@ class NNConv5Decoder(nn.Module):
         self.skip_strides = list(skip_strides)
         self.stage_strides = stage_strides
         self.out_stride = stage_strides[-1]
-        self.final = nn.Conv2d(previous, out_channels, 1)
+        self.final_layer = final_layer
+        if final_layer == 'conv':
+            self.final = nn.Conv2d(previous, out_channels, 1)
+            shift = self.final.bias
+        else:  # pointwise(32, 1) of the official code: conv without bias, BN, ReLU
+            self.final = Conv2dNormActivation(previous, out_channels, 1, norm_layer=norm, activation_layer=nn.ReLU)
+            shift = self.final[1].bias
         if bias_init is not None:
-            nn.init.constant_(self.final.bias, bias_init)
+            nn.init.constant_(shift, bias_init)
         self.out_channels = out_channels
 
     def forward(self, features: List[torch.Tensor]) -> torch.Tensor:

@@ -4,19 +4,24 @@
 _base_ = ['./default_runtime.py']
 datasets_root = '{{$MOBILEVISION_DATA:{{ fileDirname }}/../../datasets}}'  # or $MOBILEVISION_DATA
 nyu_root = datasets_root + '/nyudepthv2'
+# As published (Wofk et al., 2019, and the official code, dwofk/fast-depth): the input is rgb / 255 without
+# ImageNet mean/std (dataloaders/nyu.py), the last layer is 1x1 conv + BN + ReLU (models.py, decode_conv6), so
+# depth is never negative, and the loaders resample RGB by nearest neighbour (dataloaders/transforms.py).
 model = dict(
     type='DepthEstimator', losses=dict(l1=1.0), min_depth=1e-3, max_depth=10.0,
-    data_preprocessor=dict(type='DepthDataPreprocessor'),
+    data_preprocessor=dict(type='DepthDataPreprocessor', mean=(0.0, 0.0, 0.0), std=(255.0, 255.0, 255.0)),
     # encoder: set by each config; decoder: NNConv5 with additive skips at strides 8, 4, 2 (section III)
-    head=dict(type='NNConv5Decoder', channels=(512, 256, 128, 64, 32), skip_strides=(8, 4, 2), kernel_size=5),
+    head=dict(type='NNConv5Decoder', channels=(512, 256, 128, 64, 32), skip_strides=(8, 4, 2), kernel_size=5,
+              final_layer='conv_bn_relu'),
 )
 # 480x640 -> x250/480 -> random scale s in [1, 1.5] (depth / s), rotation +-5 deg, centre crop 228x304,
-# flip, colour jitter -> 224x224 (section IV, following Ma & Karaman's sparse-to-dense)
+# flip, colour jitter -> 224x224 (section IV, following Ma & Karaman's sparse-to-dense); RGB and depth nearest
 train_pipeline = [dict(type='FastDepthAugment', scale_range=(1.0, 1.5), max_rotation=5.0, jitter=0.4,
-                       flip_prob=0.5, crop_size=(228, 304), out_size=(224, 224))]
-test_pipeline = [dict(type='FastDepthResizeCrop', crop_size=(228, 304), out_size=(224, 224))]
-# any image: resize the whole frame to 224x224; predict maps depth back to the original size
-infer_pipeline = [dict(type='DepthResize', size=(224, 224))]
+                       flip_prob=0.5, crop_size=(228, 304), out_size=(224, 224), interpolation='nearest')]
+test_pipeline = [dict(type='FastDepthResizeCrop', crop_size=(228, 304), out_size=(224, 224),
+                      interpolation='nearest')]
+# any image: resize the whole frame to 224x224 (as the network was trained: nearest); predict maps depth back
+infer_pipeline = [dict(type='DepthResize', size=(224, 224), interpolation='nearest')]
 train_dataloader = dict(
     batch_size=8, num_workers=2, persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=True),

@@ -4,8 +4,10 @@ Evaluation: resize by ``250 / 480`` (for 480x640 frames), centre crop 228x304, r
 Training: the same with a random scale ``s`` in [1, 1.5] (the image is enlarged by ``s`` so depth is divided by
 ``s``), a rotation in [-5, 5] degrees, colour jitter and a horizontal flip.
 
-The image is resampled bilinearly (area-averaged when shrinking) and ``gt_depth`` by nearest neighbour, so
-invalid zeros never mix with valid depths; pixels rotated in from outside the frame get depth 0 (invalid).
+``gt_depth`` is always resampled by nearest neighbour, so invalid zeros never mix with valid depths; pixels rotated
+in from outside the frame get depth 0 (invalid). The image follows ``interpolation``: ``'nearest'`` as the official
+FastDepth loaders do (``scipy.misc.imresize(..., 'nearest')`` and ``scipy.ndimage.rotate(order=0)``; the image
+then samples exactly the pixels the depth map samples), or ``'linear'`` (bilinear, area-averaged when shrinking).
 ``meta['img_shape']`` is the output size and ``meta['crop_box']`` (x0, y0, x1, y1) the region of the original
 image the output covers, in original pixels, which ``DepthEstimator.predict`` uses to map depth back.
 """
@@ -26,12 +28,25 @@ def _file(sample: Sample) -> str:
     return str(sample.get('meta', {}).get('file') or sample.get('meta', {}).get('img_id') or '<sample>')
 
 
-def _resize(sample: Sample, size: Tuple[int, int]) -> None:
-    """Resize ``img`` (bilinear, area when shrinking) and ``gt_depth`` (nearest) to ``size = (h, w)``."""
+INTERPOLATIONS = ('linear', 'nearest')
+
+
+def _check_interpolation(interpolation: str) -> str:
+    if interpolation not in INTERPOLATIONS:
+        raise ValueError(f'interpolation must be one of {INTERPOLATIONS}, got {interpolation!r}')
+    return interpolation
+
+
+def _resize(sample: Sample, size: Tuple[int, int], interpolation: str = 'linear') -> None:
+    """Resize ``img`` (``interpolation``: bilinear/area or nearest) and ``gt_depth`` (nearest) to ``size = (h, w)``."""
     h, w = size
     image = sample['img']
     shrink = h < image.shape[0] and w < image.shape[1]
-    sample['img'] = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+    if interpolation == 'nearest':
+        flag = cv2.INTER_NEAREST  # the same sampling grid as the depth map's
+    else:
+        flag = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+    sample['img'] = cv2.resize(image, (w, h), interpolation=flag)
     if 'gt_depth' in sample:
         sample['gt_depth'] = cv2.resize(np.ascontiguousarray(sample['gt_depth'], np.float32), (w, h),
                                         interpolation=cv2.INTER_NEAREST)
@@ -62,22 +77,24 @@ class DepthResize:
     """Resize the whole frame to ``size = (h, w)`` (inference on any image; ``crop_box`` is the full frame).
 
     ``keep_original=True`` keeps the untouched ground truth as ``gt_depth_ori`` for
-    ``DepthMetric(resolution='original')``.
+    ``DepthMetric(resolution='original')``; ``interpolation`` of the image: ``'linear'`` or ``'nearest'``.
     """
 
-    def __init__(self, size: Sequence[int] = (224, 224), keep_original: bool = False) -> None:
+    def __init__(self, size: Sequence[int] = (224, 224), keep_original: bool = False,
+                 interpolation: str = 'linear') -> None:
         self.size = (int(size[0]), int(size[1]))
         self.keep_original = keep_original
+        self.interpolation = _check_interpolation(interpolation)
 
     def __call__(self, sample: Sample) -> Sample:
         _check(sample, self.keep_original)
         h, w = sample['img'].shape[:2]
-        _resize(sample, self.size)
+        _resize(sample, self.size, self.interpolation)
         _set_shape(sample, (0.0, 0.0, float(w), float(h)))
         return sample
 
     def __repr__(self) -> str:
-        return f'DepthResize(size={self.size})'
+        return f'DepthResize(size={self.size}, interpolation={self.interpolation!r})'
 
 
 @TRANSFORMS.register_module()
@@ -89,12 +106,14 @@ class FastDepthResizeCrop:
         crop_size: (h, w) of the centre crop (228, 304).
         out_size: (h, w) the network sees (224, 224).
         keep_original: keep the untouched ground truth as ``gt_depth_ori``.
+        interpolation: of the image, ``'linear'`` (bilinear/area) or ``'nearest'`` (the official loaders).
     """
 
     def __init__(self, resize_height: float = 250.0, reference_height: float = 480.0,
                  crop_size: Sequence[int] = (228, 304), out_size: Sequence[int] = (224, 224),
-                 keep_original: bool = False) -> None:
+                 keep_original: bool = False, interpolation: str = 'linear') -> None:
         self.keep_original = keep_original
+        self.interpolation = _check_interpolation(interpolation)
         self.scale = resize_height / reference_height
         self.crop_size = (int(crop_size[0]), int(crop_size[1]))
         self.out_size = (int(out_size[0]), int(out_size[1]))
@@ -110,18 +129,19 @@ class FastDepthResizeCrop:
     def __call__(self, sample: Sample) -> Sample:
         _check(sample, self.keep_original)
         size = self._scaled_size(sample, self.scale)
-        _resize(sample, size)
+        _resize(sample, size, self.interpolation)
         ch, cw = self.crop_size
         y0, x0 = (size[0] - ch) // 2, (size[1] - cw) // 2
         sample['img'] = np.ascontiguousarray(sample['img'][y0:y0 + ch, x0:x0 + cw])
         if 'gt_depth' in sample:
             sample['gt_depth'] = np.ascontiguousarray(sample['gt_depth'][y0:y0 + ch, x0:x0 + cw])
-        _resize(sample, self.out_size)
+        _resize(sample, self.out_size, self.interpolation)
         _set_shape(sample, (x0 / self.scale, y0 / self.scale, (x0 + cw) / self.scale, (y0 + ch) / self.scale))
         return sample
 
     def __repr__(self) -> str:
-        return f'FastDepthResizeCrop(scale={self.scale:.4f}, crop={self.crop_size}, out={self.out_size})'
+        return (f'FastDepthResizeCrop(scale={self.scale:.4f}, crop={self.crop_size}, out={self.out_size}, '
+                f'interpolation={self.interpolation!r})')
 
 
 @TRANSFORMS.register_module()
@@ -134,14 +154,16 @@ class FastDepthAugment(FastDepthResizeCrop):
         jitter: brightness/contrast/saturation strength of the colour jitter (0.4; 0 disables it).
         flip_prob: probability of a horizontal flip (0.5).
         seed: a private generator for reproducible draws (default: numpy's global one).
+        interpolation: of the image in the resizes and the rotation, ``'linear'`` or ``'nearest'`` (the official
+            loaders, whose ``Rotate`` is ``scipy.ndimage.rotate(order=0)``).
         others: as ``FastDepthResizeCrop``.
     """
 
     def __init__(self, scale_range: Sequence[float] = (1.0, 1.5), max_rotation: float = 5.0, jitter: float = 0.4,
                  flip_prob: float = 0.5, resize_height: float = 250.0, reference_height: float = 480.0,
                  crop_size: Sequence[int] = (228, 304), out_size: Sequence[int] = (224, 224),
-                 seed: Optional[int] = None) -> None:
-        super().__init__(resize_height, reference_height, crop_size, out_size)
+                 seed: Optional[int] = None, interpolation: str = 'linear') -> None:
+        super().__init__(resize_height, reference_height, crop_size, out_size, interpolation=interpolation)
         if not 0 < scale_range[0] <= scale_range[1]:
             raise ValueError(f'scale_range must be (low, high) with 0 < low <= high, got {scale_range}')
         self.scale_range = (float(scale_range[0]), float(scale_range[1]))
@@ -158,7 +180,7 @@ class FastDepthAugment(FastDepthResizeCrop):
         angle = float(self.rng.uniform(-self.max_rotation, self.max_rotation))
         flip = bool(self.rng.random() < self.flip_prob)
         size = self._scaled_size(sample, self.scale * s)
-        _resize(sample, size)
+        _resize(sample, size, self.interpolation)
         if 'gt_depth' in sample:
             sample['gt_depth'] = sample['gt_depth'] / np.float32(s)  # enlarged by s = seen s times closer
         # rotate about the frame centre and take the centred crop in one affine warp
@@ -169,7 +191,8 @@ class FastDepthAugment(FastDepthResizeCrop):
         matrix[1, 2] -= (size[0] - ch) // 2
         if flip:  # x -> (cw - 1) - x
             matrix = np.array([[-1.0, 0.0, cw - 1.0], [0.0, 1.0, 0.0]]) @ np.vstack([matrix, [0.0, 0.0, 1.0]])
-        sample['img'] = cv2.warpAffine(sample['img'], matrix, (cw, ch), flags=cv2.INTER_LINEAR,
+        image_flag = cv2.INTER_NEAREST if self.interpolation == 'nearest' else cv2.INTER_LINEAR
+        sample['img'] = cv2.warpAffine(sample['img'], matrix, (cw, ch), flags=image_flag,
                                        borderMode=cv2.BORDER_CONSTANT, borderValue=0)
         if 'gt_depth' in sample:
             sample['gt_depth'] = cv2.warpAffine(sample['gt_depth'].astype(np.float32), matrix, (cw, ch),
@@ -177,7 +200,7 @@ class FastDepthAugment(FastDepthResizeCrop):
                                                 borderValue=0)
         if self.color is not None:
             sample['img'] = self.color(image=sample['img'])['image']
-        _resize(sample, self.out_size)
+        _resize(sample, self.out_size, self.interpolation)
         factor = self.scale * s
         h0, w0 = (size[0] - ch) // 2 / factor, (size[1] - cw) // 2 / factor
         _set_shape(sample, (w0, h0, w0 + cw / factor, h0 + ch / factor))
@@ -188,4 +211,5 @@ class FastDepthAugment(FastDepthResizeCrop):
 
     def __repr__(self) -> str:
         return (f'FastDepthAugment(scale_range={self.scale_range}, max_rotation={self.max_rotation}, '
-                f'jitter={self.jitter}, flip_prob={self.flip_prob}, out={self.out_size})')
+                f'jitter={self.jitter}, flip_prob={self.flip_prob}, out={self.out_size}, '
+                f'interpolation={self.interpolation!r})')

@@ -21,7 +21,8 @@ IMAGENET_STD = (58.395, 57.12, 57.375)
 
 @TASKS.register_module()
 class DepthDataPreprocessor(SampleListPreprocessor):
-    """RGB uint8 samples -> ``B x 3 x H x W`` float, ``(x - mean) / std`` (ImageNet statistics on 0-255).
+    """RGB uint8 samples -> ``B x 3 x H x W`` float, ``(x - mean) / std`` (default: ImageNet statistics on 0-255;
+    FastDepth's paper config uses ``mean=(0, 0, 0), std=(255, 255, 255)``, i.e. ``rgb / 255`` as the official code).
 
     Samples with ``gt_depth`` get a ``target`` tensor (``1 x H x W`` metres, 0 = invalid) for the loss.
     """
@@ -130,15 +131,16 @@ class DepthEstimator(TaskModel):
 
     def save_result(self, result: dict, stem: str) -> List[str]:
         """``stem.npy`` (float32 metres) and ``stem_depth_mm.png`` (uint16 millimetres, 0 = invalid)."""
+        from data.io import check_writable
         depth = np.asarray(result['depth'], np.float32)
         os.makedirs(os.path.dirname(os.path.abspath(stem)), exist_ok=True)
         written = []
         if 'npy' in self.save_formats:
-            np.save(stem + '.npy', depth)
+            np.save(check_writable(stem + '.npy'), depth)
             written.append(stem + '.npy')
         if 'png16' in self.save_formats:
             millimetres = np.clip(np.round(np.nan_to_num(depth) * 1000.0), 0, 65535).astype(np.uint16)
-            path = stem + '_depth_mm.png'
+            path = check_writable(stem + '_depth_mm.png')
             if not cv2.imwrite(path, millimetres):
                 raise OSError(f'cannot write depth image {path}')
             written.append(path)
