@@ -16,8 +16,9 @@ from torch import nn
 from backbones import BACKBONES
 from heads import HEADS
 from necks import NECKS
-from ..base import ModuleOrCfg, SampleListPreprocessor, TaskModel, build_part, stack_images
+from ..base import ModuleOrCfg, SampleListPreprocessor, TaskModel, build_part
 from ..registry import TASKS
+from ..tiling import DEFAULT_MAX_PIXELS, downscale_to_max_pixels, upsample_argmax
 from .loss import SegCrossEntropy
 
 IMAGENET_MEAN = (123.675, 116.28, 103.53)
@@ -60,10 +61,10 @@ class SegDataPreprocessor(SampleListPreprocessor):
         height, width = self._padded_size(shapes)
         device = self.mean.device
         batch = torch.zeros(len(samples), 3, height, width, device=device)
-        for i, s in enumerate(samples):
-            image = stack_images([s['img']], 'images').to(device).float()
+        for i, s in enumerate(samples):  # normalised in place: no full-size float temporaries
             h, w = shapes[i]
-            batch[i, :, :h, :w] = ((image - self.mean) / self.std)[0]
+            image = torch.from_numpy(np.ascontiguousarray(s['img'])).permute(2, 0, 1)
+            batch[i, :, :h, :w].copy_(image).sub_(self.mean[0]).div_(self.std[0])
         if 'gt_seg' in samples[0] and training:
             targets = torch.full((len(samples), height, width), self.seg_pad_val, dtype=torch.long, device=device)
             for i, s in enumerate(samples):
@@ -89,7 +90,13 @@ class Segmentor(TaskModel):
         loss: ``SegCrossEntropy`` options (``ignore_index``, ``class_weight``, ``ohem_thresh``, ``ohem_min_kept``).
         aux_weight: weight of the auxiliary loss (torchvision's recipe: 0.5; PSPNet/mmseg: 0.4).
         test_cfg: ``scales`` (multi-scale testing, factors of the input size) and ``flip`` (average with the
-            horizontally flipped input); probabilities are averaged.
+            horizontally flipped input); probabilities are averaged. ``max_pixels`` (default 2048 x 1024, a
+            Cityscapes frame, the largest input of our recipes; ``None`` = no limit): a larger image is scaled
+            down to that many pixels (anti-aliased), segmented, and its class probabilities are resized back to
+            the original size and reduced to labels in bands of rows, so memory stays bounded on any photo.
+            Down-scaling rather than sliding windows: the networks are trained on whole images at that scale
+            (VOC ~500 px, Cityscapes full frames), so a 48-megapixel photo at full resolution shows objects far
+            larger than any seen in training, and windows would not see them whole.
         class_names, palette: for ``visualize`` (default: VOC names when ``num_classes == 21``).
     """
 
@@ -121,8 +128,12 @@ class Segmentor(TaskModel):
         test_cfg = dict(test_cfg or {})
         self.test_scales = tuple(float(s) for s in test_cfg.pop('scales', (1.0,)))
         self.test_flip = bool(test_cfg.pop('flip', False))
+        self.max_pixels = test_cfg.pop('max_pixels', DEFAULT_MAX_PIXELS)
         if test_cfg:
-            raise ValueError(f'unknown test_cfg keys {sorted(test_cfg)}; expected scales, flip')
+            raise ValueError(f'unknown test_cfg keys {sorted(test_cfg)}; expected scales, flip, max_pixels')
+        if self.max_pixels is not None and int(self.max_pixels) < 1:
+            raise ValueError(f'test_cfg max_pixels must be a positive number of pixels or None, '
+                             f'got {self.max_pixels}')
         self.class_names = list(class_names) if class_names is not None else None
         self.palette = [tuple(int(c) for c in p) for p in palette] if palette is not None else None
 
@@ -180,20 +191,28 @@ class Segmentor(TaskModel):
             for view, flipped in views:
                 prob = self._upsample(self._forward(view), size).softmax(1)
                 prob = prob.flip(-1) if flipped else prob
-                total = prob if total is None else total + prob
-        return total / (len(self.test_scales) * (2 if self.test_flip else 1))
+                total = prob if total is None else total.add_(prob)
+        views = len(self.test_scales) * (2 if self.test_flip else 1)
+        return total if views == 1 else total.div_(views)
 
+    @torch.no_grad()
     def predict(self, inputs: torch.Tensor, data_samples: List[dict]) -> List[dict]:
-        """One ``{'seg': HxW int64}`` per image, at ``meta['ori_shape']`` (padding removed, resizing undone)."""
-        probs = self.inference(inputs)
+        """One ``{'seg': HxW int64}`` per image, at ``meta['ori_shape']`` (padding removed, resizing undone).
+
+        Images over ``test_cfg['max_pixels']`` are segmented one at a time at that many pixels."""
+        valid = [tuple(s['img'].shape[:2]) if 'img' in s else tuple(inputs.shape[-2:]) for s in data_samples]
+        large = self.max_pixels is not None and any(h * w > self.max_pixels for h, w in valid)
+        probs = None if large else self.inference(inputs)
         results = []
-        for prob, sample in zip(probs, data_samples):
-            h, w = sample['img'].shape[:2] if 'img' in sample else prob.shape[-2:]
-            prob = prob[:, :h, :w].unsqueeze(0)
+        for i, sample in enumerate(data_samples):
+            h, w = valid[i]
+            if probs is None:
+                prob = self.inference(downscale_to_max_pixels(inputs[i:i + 1, :, :h, :w], self.max_pixels))[0]
+            else:
+                prob = probs[i, :, :h, :w]
             ori = tuple((sample.get('meta') or {}).get('ori_shape') or (h, w))[:2]
-            if (h, w) != ori:
-                prob = F.interpolate(prob, size=ori, mode='bilinear', align_corners=self.align_corners)
-            results.append(dict(seg=prob[0].argmax(0).cpu().numpy().astype(np.int64)))
+            seg = upsample_argmax(prob, ori, align_corners=self.align_corners)
+            results.append(dict(seg=seg.cpu().numpy().astype(np.int64)))
         return results
 
     # --- pictures and files ------------------------------------------------------------------------------------

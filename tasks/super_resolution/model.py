@@ -1,6 +1,7 @@
 """ESPCN super-resolution as a task model (Shi et al., 2016): backbone features + sub-pixel head."""
 from __future__ import annotations
 
+from fractions import Fraction
 from typing import Dict, List, Optional
 
 import numpy as np
@@ -13,6 +14,18 @@ from data.transforms.resize import bicubic_resize
 from heads import HEADS
 from ..base import ModuleOrCfg, SampleListPreprocessor, TaskModel, build_part, stack_images
 from ..registry import TASKS
+from ..tiling import ReceptiveField, bicubic_upscale_region, iter_tiles, receptive_field
+
+
+def _luma(image: np.ndarray, rows: int = 256) -> np.ndarray:
+    """BT.601 luma of an RGB image as float32, converted ``rows`` rows at a time (the float64 conversion of a
+    whole 4000x3000 photo alone would take 290 MB)."""
+    if image.ndim == 2:
+        return image.astype(np.float32)
+    luma = np.empty(image.shape[:2], np.float32)
+    for y0 in range(0, image.shape[0], rows):
+        luma[y0:y0 + rows] = rgb_to_y(image[y0:y0 + rows])
+    return luma
 
 
 @TASKS.register_module()
@@ -30,7 +43,7 @@ class SRDataPreprocessor(SampleListPreprocessor):
 
     def to_model_space(self, images: List[np.ndarray], what: str) -> torch.Tensor:
         if self.color == 'y':
-            images = [rgb_to_y(im).astype(np.float32) for im in images]
+            images = [_luma(im) for im in images]
         batch = stack_images(images, what).float() / 255.0
         return batch.to(self.device)
 
@@ -48,10 +61,16 @@ class SuperResolver(TaskModel):
 
     With ``color='y'`` the network sees and predicts luma only; the colour of the output picture comes from the
     bicubic up-scaled chroma (section 3.1 of the paper evaluates on luma).
+
+    ``predict`` runs the network tile by tile (``test_cfg=dict(tile=256)`` low-resolution pixels a side; ``0`` =
+    the whole image at once), each tile read with a margin of the network's receptive field (``margin=None``:
+    computed from the layers, 4 pixels for ESPCN), so the output equals the whole-image output while memory stays
+    bounded; the chroma up-scaling and colour conversion run on the same tiles.
     """
 
     def __init__(self, backbone: ModuleOrCfg, head: ModuleOrCfg, scale: int, color: str = 'y',
-                 loss: str = 'mse', data_preprocessor: ModuleOrCfg = None, init_cfg: Optional[dict] = None) -> None:
+                 loss: str = 'mse', data_preprocessor: ModuleOrCfg = None, init_cfg: Optional[dict] = None,
+                 test_cfg: Optional[dict] = None) -> None:
         if data_preprocessor is None:
             data_preprocessor = dict(type='SRDataPreprocessor', color=color)
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
@@ -64,6 +83,13 @@ class SuperResolver(TaskModel):
         if loss not in ('mse', 'l1'):
             raise ValueError(f"loss must be 'mse' (the paper) or 'l1', got {loss!r}")
         self.scale, self.color, self.loss_type = scale, color, loss
+        test_cfg = dict(test_cfg or {})
+        self.tile = int(test_cfg.pop('tile', 256) or 0)
+        self.margin = test_cfg.pop('margin', None)
+        if test_cfg:
+            raise ValueError(f'unknown test_cfg keys {sorted(test_cfg)}; expected tile, margin')
+        if self.tile < 0 or (self.margin is not None and int(self.margin) < 0):
+            raise ValueError(f'test_cfg tile and margin must be >= 0, got {self.tile} and {self.margin}')
 
     def _forward(self, inputs: torch.Tensor) -> torch.Tensor:
         return self.head(self.backbone(inputs))
@@ -77,27 +103,57 @@ class SuperResolver(TaskModel):
         fn = F.mse_loss if self.loss_type == 'mse' else F.l1_loss
         return {f'loss_{self.loss_type}': fn(output, target)}
 
+    def receptive_field(self) -> ReceptiveField:
+        """Context the tiles need: from ``test_cfg['margin']`` if given, else from the layers (``tasks.tiling``)."""
+        field = receptive_field(self.backbone, self.head)
+        if field.scale != self.scale:
+            raise ValueError(f'the layers up-scale by {field.scale}, the model says x{self.scale}')
+        if self.margin is not None:
+            field = ReceptiveField(int(self.margin), field.stride, field.scale)
+        return field
+
+    @torch.no_grad()
     def predict(self, inputs: torch.Tensor, data_samples: List[dict]) -> List[dict]:
-        output = self._forward(inputs).clamp(0, 1) * 255.0
-        results = []
-        for out, sample in zip(output, data_samples):
-            out = out.detach().cpu().double().numpy()
-            lr = sample['img']
-            size = (lr.shape[0] * self.scale, lr.shape[1] * self.scale)
-            if self.color == 'y':
-                ycbcr = rgb_to_ycbcr(bicubic_resize(lr, size))
-                ycbcr[..., 0] = out[0]
-                image = ycbcr_to_rgb(ycbcr)
-                results.append(dict(image=np.clip(np.round(image), 0, 255).astype(np.uint8), y=out[0]))
-            else:
-                results.append(dict(image=np.clip(np.round(out.transpose(1, 2, 0)), 0, 255).astype(np.uint8)))
-        return results
+        """Per image: ``image`` (HR RGB uint8) and, on luma, ``y`` (the network's float32 luma on [0, 255])."""
+        tile = self.tile or max(inputs.shape[-2:])
+        try:
+            field = self.receptive_field()
+        except ValueError as err:
+            if self.tile:
+                raise ValueError(f'{err}; set test_cfg margin, or tile=0 for whole-image inference') from err
+            field = ReceptiveField(0, 1, Fraction(self.scale))
+        return [self._predict_one(x[None], sample['img'], tile, field) for x, sample in zip(inputs, data_samples)]
+
+    def _predict_one(self, inputs: torch.Tensor, lr: np.ndarray, tile: int, field: ReceptiveField) -> dict:
+        r = self.scale
+        height, width = inputs.shape[-2:]
+        image = np.empty((height * r, width * r, 3), np.uint8)
+        luma = np.empty((height * r, width * r), np.float32) if self.color == 'y' else None
+        for t in iter_tiles(height, width, tile, field.margin, field.stride):
+            rows, cols = t.source()
+            inner_rows, inner_cols = t.interior(r)
+            out = self._forward(inputs[..., rows, cols])[0, :, inner_rows, inner_cols].clamp(0, 1) * 255.0
+            out = out.cpu().numpy()
+            target = t.target(r)
+            if luma is None:
+                image[target] = np.clip(np.round(out.transpose(1, 2, 0)), 0, 255).astype(np.uint8)
+                continue
+            luma[target] = out[0]
+            ycbcr = rgb_to_ycbcr(bicubic_upscale_region(lr, t, r))
+            ycbcr[..., 0] = out[0]
+            image[target] = np.clip(np.round(ycbcr_to_rgb(ycbcr)), 0, 255).astype(np.uint8)
+        return dict(image=image) if luma is None else dict(image=image, y=luma)
 
     def save_result(self, result: dict, stem: str) -> List[str]:
-        """The super-resolved image itself (the picture of ``visualize`` is the side-by-side comparison)."""
+        """``<dir>/raw/<name>.png`` for ``stem = <dir>/<name>``: the super-resolved image itself (lossless PNG), in
+        its own folder under the input's name, so ``tools/evaluate.py --metric psnr --pred-dir <dir>/raw`` matches
+        it with the HR image of the same stem (the picture of ``visualize`` is the side-by-side comparison)."""
+        import os
         from data.io import write_rgb
-        write_rgb(stem + '_sr.png', result['image'])
-        return [stem + '_sr.png']
+        folder, name = os.path.split(os.fspath(stem))
+        path = os.path.join(folder, 'raw', name + '.png')
+        write_rgb(path, result['image'])
+        return [path]
 
     def visualize(self, image: np.ndarray, result: dict) -> np.ndarray:
         """Bicubic (left) and ESPCN (right) side by side, labelled."""
