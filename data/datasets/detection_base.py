@@ -154,7 +154,32 @@ class DetectionDataset(BaseDataset):
         return sorted(set(self.get_data_info(idx)['labels'].tolist()))
 
     def prepare_data(self, idx: int) -> Any:
-        return self.pipeline(self.build_sample(self.get_data_info(idx)))
+        transforms = getattr(self.pipeline, 'transforms', [])
+        if not any(getattr(t, 'num_extra_samples', 0) for t in transforms):
+            return self.pipeline(self.build_sample(self.get_data_info(idx)))
+        return self._prepare_with_extra_samples(idx, transforms)
+
+    def _prepare_with_extra_samples(self, idx: int, transforms: Sequence[Callable]) -> Any:
+        """Run the pipeline; a transform with ``num_extra_samples = n > 0`` (e.g. ``Mosaic``) first gets ``n``
+        random other samples in ``sample['mix_results']``, each read and passed through the stages before it.
+        The indices are drawn from NumPy's global generator (seeded per worker by mmengine)."""
+        sample = self.build_sample(self.get_data_info(idx))
+        for stage, transform in enumerate(transforms):
+            extra = int(getattr(transform, 'num_extra_samples', 0) or 0)
+            if extra > 0:
+                mixes = []
+                for j in np.random.randint(0, len(self), size=extra).tolist():
+                    mix = self.build_sample(self.get_data_info(j))
+                    for before in transforms[:stage]:
+                        mix = before(mix)
+                        if mix is None:
+                            return None
+                    mixes.append(mix)
+                sample['mix_results'] = mixes
+            sample = transform(sample)
+            if sample is None:
+                return None
+        return sample
 
     # ----- helpers -----
     def build_sample(self, record: dict) -> dict:

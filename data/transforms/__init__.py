@@ -14,3 +14,6 @@ __all__ = ['rgb_to_y', 'rgb_to_ycbcr', 'ycbcr_to_rgb', 'bicubic_downscale', 'bic
            'SSDPhotometricDistortion', 'ssd_test_pipeline', 'ssd_train_pipeline', 'SegTestResize', 'SegTrainAugment',
            'DepthResize', 'FastDepthAugment', 'FastDepthResizeCrop', 'RandomIntensityShiftScale', 'RandomVolumeFlip',
            'RandomVolumePatch']
+from .yolo_aug import HSVJitter, Mosaic, RandomAffine, filter_boxes, yolo_train_pipeline  # noqa: E402
+
+__all__ += ['HSVJitter', 'Mosaic', 'RandomAffine', 'filter_boxes', 'yolo_train_pipeline']

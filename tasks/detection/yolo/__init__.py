@@ -2,3 +2,4 @@
 from .coder import bbox_to_distance, dfl_expectation, distance_to_bbox, make_anchor_points
 from .assigner import TaskAlignedAssigner
 from .loss import YOLOLoss, distribution_focal_loss
+from .hooks import CloseMosaicHook
