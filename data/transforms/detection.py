@@ -7,9 +7,12 @@ Three registered transforms act on sample dicts and carry ``gt_bboxes`` / ``gt_l
   0.5, contrast either before or after the colour-space steps. Boxes are untouched.
 * :class:`SSDExpand`: the "zoom out" of SSD's extended paper: the image is placed at a random position on a canvas
   ``r`` times larger (``r`` in [1, 4]) filled with the dataset mean, boxes shifted with it.
-* :class:`SSDMinIoURandomCrop`: keep the image, or sample a patch whose IoU with every object is at least one of
-  {0.1, 0.3, 0.5, 0.7, 0.9}; patch sides in [0.3, 1] of the image (area ~[0.1, 1] as in the paper) and aspect
-  ratio in [1/2, 2]; objects whose centre falls in the patch are kept and clipped to it.
+* :class:`SSDMinIoURandomCrop`: the paper's three options, "use the entire original input image", "sample a patch
+  so that the minimum jaccard overlap with the objects is 0.1, 0.3, 0.5, 0.7, or 0.9" and "randomly sample a
+  patch"; patch sides in [0.3, 1] of the image (area ~[0.1, 1] as in the paper) and aspect ratio in [1/2, 2];
+  objects whose centre falls in the patch are kept and clipped to it. A patch qualifies when *some* kept object
+  reaches the drawn overlap (the SSD Caffe sampler's and torchvision's ``RandomIoUCrop`` rule); mmdet's stricter
+  "every object" rule is ``iou_rule='all'``.
 
 The pixel operations are albumentations' (``RandomBrightnessContrast``, the torchvision-style saturation and hue
 functions, ``PadIfNeeded``, ``Crop``); the random parameters are drawn here from NumPy's global generator so that
@@ -129,21 +132,51 @@ class SSDExpand:
 
 @TRANSFORMS.register_module()
 class SSDMinIoURandomCrop:
-    """Keep the image or crop a patch with IoU >= a random choice of ``min_ious`` with every object.
+    """Keep the image, or crop a patch whose IoU with the objects reaches a randomly drawn minimum (SSD, section 2.2).
 
-    A mode is drawn from ``min_ious`` (plus "keep the whole image" when ``keep_original``); up to ``max_trials``
-    patches are tried for it, after which the sample is returned unchanged. Put ``0.0`` in ``min_ious`` for the
-    paper's unconstrained random patch.
+    Modes: "keep the whole image" (when ``keep_original``) and one per entry of ``min_ious``; the default
+    ``(0.0, 0.1, 0.3, 0.5, 0.7, 0.9)`` is the paper's list, ``0.0`` being its "randomly sample a patch" (any patch
+    that keeps at least one object centre). For a drawn mode, up to ``max_trials`` patches are sampled (sides in
+    [``min_crop_size``, 1] of the image's, height/width in ``aspect_ratio_range``); a patch qualifies when at least
+    one object centre lies inside it and
+
+    * ``iou_rule='any'`` (the paper, SSD's Caffe sampler, torchvision's ``RandomIoUCrop``): *some* kept object has
+      IoU >= the drawn minimum with the patch;
+    * ``iou_rule='all'`` (mmdet's ``MinIoURandomCrop``): *every* object has IoU >= the drawn minimum.
+
+    When no patch qualifies, another mode is drawn, up to ``max_mode_draws`` times (torchvision and mmdet loop
+    until one succeeds); only then is the sample returned unchanged. Images without boxes accept any patch.
     """
 
-    def __init__(self, min_ious: Sequence[float] = (0.1, 0.3, 0.5, 0.7, 0.9), min_crop_size: float = 0.3,
+    def __init__(self, min_ious: Sequence[float] = (0.0, 0.1, 0.3, 0.5, 0.7, 0.9), min_crop_size: float = 0.3,
                  aspect_ratio_range: Tuple[float, float] = (0.5, 2.0), max_trials: int = 50,
-                 keep_original: bool = True) -> None:
+                 keep_original: bool = True, iou_rule: str = 'any', max_mode_draws: int = 100) -> None:
         if not 0 < min_crop_size <= 1:
             raise ValueError(f'min_crop_size must be in (0, 1], got {min_crop_size}')
+        if iou_rule not in ('any', 'all'):
+            raise ValueError(f"iou_rule must be 'any' (SSD paper, torchvision) or 'all' (mmdet), got {iou_rule!r}")
+        if any(not 0 <= m <= 1 for m in min_ious):
+            raise ValueError(f'min_ious must lie in [0, 1], got {list(min_ious)}')
+        if max_trials < 1 or max_mode_draws < 1:
+            raise ValueError(f'max_trials and max_mode_draws must be >= 1, got {max_trials}, {max_mode_draws}')
         self.min_ious, self.min_crop_size = tuple(min_ious), min_crop_size
         self.aspect_ratio_range, self.max_trials, self.keep_original = aspect_ratio_range, max_trials, keep_original
+        self.iou_rule, self.max_mode_draws = iou_rule, max_mode_draws
         self.modes: List[Optional[float]] = ([None] if keep_original else []) + list(self.min_ious)
+        if not self.modes:
+            raise ValueError('SSDMinIoURandomCrop needs keep_original=True or at least one entry in min_ious')
+
+    def _qualifies(self, patch: np.ndarray, boxes: np.ndarray, min_iou: float) -> bool:
+        if not len(boxes):
+            return True
+        centers = (boxes[:, :2] + boxes[:, 2:]) / 2
+        inside = ((centers[:, 0] > patch[0]) & (centers[:, 1] > patch[1]) &
+                  (centers[:, 0] < patch[2]) & (centers[:, 1] < patch[3]))
+        if not inside.any():
+            return False
+        if self.iou_rule == 'all':
+            return bool(box_iou_np(patch[None].astype(np.float32), boxes).min() >= min_iou)
+        return bool(box_iou_np(patch[None].astype(np.float32), boxes[inside]).max() >= min_iou)
 
     def sample_patch(self, h: int, w: int, boxes: np.ndarray, min_iou: float) -> Optional[np.ndarray]:
         """An integer patch ``[x1, y1, x2, y2]`` meeting the constraints, or None after ``max_trials``."""
@@ -156,25 +189,22 @@ class SSDMinIoURandomCrop:
             patch = np.array([left, top, left + new_w, top + new_h]).astype(int)
             if patch[2] <= patch[0] or patch[3] <= patch[1]:
                 continue
-            if len(boxes):
-                if box_iou_np(patch[None].astype(np.float32), boxes).min() < min_iou:
-                    continue
-                centers = (boxes[:, :2] + boxes[:, 2:]) / 2
-                inside = ((centers[:, 0] > patch[0]) & (centers[:, 1] > patch[1]) &
-                          (centers[:, 0] < patch[2]) & (centers[:, 1] < patch[3]))
-                if not inside.any():
-                    continue
-            return patch
+            if self._qualifies(patch, boxes, min_iou):
+                return patch
         return None
 
     def __call__(self, sample: Dict[str, Any]) -> Dict[str, Any]:
-        mode = self.modes[np.random.randint(len(self.modes))]
-        if mode is None:
-            return sample
         img = sample['img']
         h, w = img.shape[:2]
         boxes = _boxes(sample)
-        patch = self.sample_patch(h, w, boxes, mode)
+        patch = None
+        for _ in range(self.max_mode_draws):
+            mode = self.modes[np.random.randint(len(self.modes))]
+            if mode is None:
+                return sample
+            patch = self.sample_patch(h, w, boxes, mode)
+            if patch is not None:
+                break
         if patch is None:
             return sample
         x1, y1, x2, y2 = (int(v) for v in patch)
@@ -190,7 +220,8 @@ class SSDMinIoURandomCrop:
 
     def __repr__(self) -> str:
         return (f'SSDMinIoURandomCrop(min_ious={self.min_ious}, min_crop_size={self.min_crop_size}, '
-                f'aspect_ratio_range={self.aspect_ratio_range}, keep_original={self.keep_original})')
+                f'aspect_ratio_range={self.aspect_ratio_range}, keep_original={self.keep_original}, '
+                f'iou_rule={self.iou_rule!r})')
 
 
 def ssd_train_pipeline(size: int = 300, mean: Sequence[float] = IMAGENET_MEAN_RGB) -> List[dict]:

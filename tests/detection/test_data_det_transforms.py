@@ -57,9 +57,9 @@ def test_expand_moves_boxes_with_the_image():
 @pytest.mark.parametrize('min_iou,boxes', [(0.1, THREE_BOXES), (0.3, [[20, 10, 90, 100], [95, 40, 140, 90]]),
                                            (0.5, [[20, 20, 120, 100]]), (0.7, [[10, 10, 150, 110]])])
 def test_min_iou_crop_geometry_and_constraint(min_iou, boxes):
-    """Every object overlaps the patch by >= min_iou (SSD section 2.2); kept boxes are clipped and shifted."""
+    """mmdet's rule: every object overlaps the patch by >= min_iou; kept boxes are clipped and shifted."""
     np.random.seed(2)
-    t = SSDMinIoURandomCrop(min_ious=(min_iou,), keep_original=False, max_trials=500)
+    t = SSDMinIoURandomCrop(min_ious=(min_iou,), keep_original=False, max_trials=500, iou_rule='all')
     cropped = 0
     for _ in range(10):
         sample, boxes = make_sample(boxes=boxes)
