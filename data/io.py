@@ -1,9 +1,11 @@
-"""Reading images with errors that name the file."""
+"""Reading and writing images with errors that name the file; output names and the inputs no writer may touch."""
 from __future__ import annotations
 
+import contextlib
 import os
+from collections import Counter
 from pathlib import Path
-from typing import Union
+from typing import Iterable, Iterator, List, Sequence, Set, Tuple, Union
 
 import cv2
 import numpy as np
@@ -23,8 +25,99 @@ def read_rgb(path: Union[str, Path]) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
-def write_rgb(path: Union[str, Path], image: np.ndarray) -> None:
+def as_rgb_uint8(image: np.ndarray, what: str = 'image') -> np.ndarray:
+    """The one input rule of the image tasks: an HxWx3 RGB array, uint8 (0-255) as is, or float in [0, 1]
+    (quantised to uint8, ``round(x * 255)``, the form every task's preprocessor takes). A float image outside
+    [0, 1] (e.g. 0-255 floats), NaN, another dtype or another shape is a ``ValueError`` naming ``what``."""
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f'{what}: expected an HxWx3 RGB image, got an array of shape {image.shape}')
+    if image.dtype == np.uint8:
+        return image
+    if not np.issubdtype(image.dtype, np.floating):
+        raise ValueError(f'{what}: expected a uint8 (0-255) or float (0-1) image, got dtype {image.dtype}')
+    if image.size and not np.isfinite(image).all():
+        raise ValueError(f'{what}: the float image holds NaN or infinite values')
+    low, high = (float(image.min()), float(image.max())) if image.size else (0.0, 0.0)
+    if low < 0.0 or high > 1.0:
+        raise ValueError(f'{what}: a float image must lie in [0, 1], got values in [{low:g}, {high:g}]; '
+                         f'divide 0-255 floats by 255 or pass uint8')
+    return np.round(image.astype(np.float64) * 255.0).astype(np.uint8)
+
+
+# --- files a run must not write over ---------------------------------------------------------------------------
+_PROTECTED: Set[Tuple[int, int]] = set()  # (device, inode) of the inputs of the running tool
+
+
+def _identity(path: Union[str, Path]) -> Tuple[int, int]:
+    info = os.stat(path)
+    return info.st_dev, info.st_ino
+
+
+@contextlib.contextmanager
+def protected_files(paths: Iterable[Union[str, Path]]) -> Iterator[None]:
+    """Inside the block ``check_writable`` refuses the files ``paths`` (and the files directly inside the folders
+    among them): the inputs of a run are never written over, whatever name or link reaches them."""
+    added: Set[Tuple[int, int]] = set()
+    for path in paths:
+        path = Path(path)
+        for file in ([path] + (sorted(path.iterdir()) if path.is_dir() else [])):
+            if file.is_file():
+                added.add(_identity(file))
+    added -= _PROTECTED
+    _PROTECTED.update(added)
+    try:
+        yield
+    finally:
+        _PROTECTED.difference_update(added)
+
+
+def is_protected(path: Union[str, Path]) -> bool:
+    """Whether ``path`` is an existing file that ``protected_files`` guards."""
+    return os.path.isfile(path) and _identity(path) in _PROTECTED
+
+
+def check_writable(path: Union[str, Path]) -> str:
+    """``path`` itself, or a ``ValueError`` when writing it would overwrite an input of the running tool."""
     path = os.fspath(path)
+    if is_protected(path):
+        raise ValueError(f'refusing to write {path}: it is one of the input files, which are never overwritten; '
+                         f'write the outputs to another folder')
+    return path
+
+
+def file_stem(path: Union[str, Path]) -> str:
+    """The name of ``path`` without its suffix (``a.b.jpg`` -> ``a.b``, ``x.nii.gz`` -> ``x``); a folder's name."""
+    path = Path(path)
+    if path.is_dir():
+        return path.name
+    if path.name.lower().endswith('.nii.gz'):
+        return path.name[:-len('.nii.gz')]
+    return path.stem
+
+
+def unique_names(paths: Sequence[Union[str, Path]]) -> List[str]:
+    """One distinct output name per input: its stem; inputs whose stems collide (compared without case, as on
+    case-insensitive file systems) keep their suffix (``photo.jpg``, ``photo.png``), then get their folder's name
+    in front (``a_x.png``, ``b_x.png``), then a counter."""
+    paths = [Path(p) for p in paths]
+    names = [file_stem(p) for p in paths]
+    for rename in (lambda p, n: p.name, lambda p, n: f'{p.parent.name}_{n}'):
+        counts = Counter(n.lower() for n in names)
+        names = [rename(p, n) if counts[n.lower()] > 1 else n for p, n in zip(paths, names)]
+    seen: Set[str] = set()
+    unique = []
+    for name in names:
+        candidate, i = name, 1
+        while candidate.lower() in seen:
+            candidate, i = f'{name}_{i}', i + 1
+        seen.add(candidate.lower())
+        unique.append(candidate)
+    return unique
+
+
+def write_rgb(path: Union[str, Path], image: np.ndarray) -> None:
+    path = check_writable(path)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     if not cv2.imwrite(path, cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2BGR)):
         raise OSError(f'cannot write image {path}')

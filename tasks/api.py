@@ -2,8 +2,7 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
-from typing import List, Optional, Sequence, Union
+from typing import Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -60,6 +59,10 @@ class Inferencer:
 
     A single image (RGB array or path) gives one result dict; a list gives a list. Results are in the original
     image's coordinates (see each task's ``predict``). ``visualize(image, result)`` draws one for a person.
+
+    Arrays follow one rule for every image task (``data.io.as_rgb_uint8``): HxWx3 RGB, uint8 in 0-255 or float in
+    [0, 1]; a float image outside [0, 1] is a ``ValueError``. Volumes (``C x D x H x W``) go to the model as they
+    are.
     """
 
     def __init__(self, config: ConfigLike, checkpoint: Optional[str] = None,
@@ -69,16 +72,21 @@ class Inferencer:
         self.model = build_model(self.cfg, checkpoint, device)
         self.pipeline = build_pipeline(self.cfg.get('infer_pipeline', []))
 
-    def sample(self, image: ImageLike, name: Optional[str] = None) -> dict:
+    def read(self, path: Union[str, os.PathLike]):
+        """One input file read by the model's ``read_input`` (RGB uint8 images; volumes for volumetric tasks)."""
+        return self.model.read_input(os.fspath(path))
+
+    def sample(self, image: ImageLike, name: Optional[str] = None, file: Optional[str] = None) -> dict:
         """The sample dict of one input (read with the model's ``read_input`` when a path is given)."""
+        from data.io import as_rgb_uint8, file_stem
         if isinstance(image, (str, os.PathLike)):
             file = os.fspath(image)
-            image, name = self.model.read_input(file), name or Path(file).name.split('.')[0]
-        else:
-            file = None
+            image, name = self.read(file), name or file_stem(file)
+        what = file or (f'image {name}' if name is not None else 'image')
+        if not isinstance(image, np.ndarray):
             image = np.asarray(image)
-        if isinstance(image, np.ndarray) and image.dtype == np.uint8 and (image.ndim != 3 or image.shape[2] != 3):
-            raise ValueError(f'expected an HxWx3 uint8 RGB image, got an array of shape {image.shape}')
+        if image.ndim != 4:  # volumes (C x D x H x W) are the volumetric models' own business
+            image = as_rgb_uint8(image, what)
         ori_shape = tuple(image.shape[:2]) if image.ndim <= 3 else tuple(image.shape[1:])  # volumes: CxDxHxW
         sample = dict(img=image, meta=dict(img_id=name, file=file, ori_shape=ori_shape))
         for transform in self.pipeline:
@@ -86,16 +94,22 @@ class Inferencer:
         return sample
 
     @torch.no_grad()
+    def predict(self, image: ImageLike, name: Optional[str] = None, file: Optional[str] = None) -> dict:
+        """The result of one input; ``name`` becomes ``img_id`` and ``file`` the file named in errors."""
+        data = self.model.data_preprocessor([self.sample(image, name, file)], False)
+        return self.model(**data, mode='predict')[0]
+
     def __call__(self, inputs: Union[ImageLike, Sequence[ImageLike]]):
         single = not isinstance(inputs, (list, tuple))
-        items = [inputs] if single else list(inputs)
-        results: List[dict] = []
-        for item in items:
-            data = self.model.data_preprocessor([self.sample(item)], False)
-            results += self.model(**data, mode='predict')
+        results = [self.predict(item) for item in ([inputs] if single else list(inputs))]
         return results[0] if single else results
 
-    def visualize(self, image: ImageLike, result: dict) -> np.ndarray:
-        if not isinstance(image, np.ndarray):
-            image = self.model.read_input(os.fspath(image))
-        return self.model.visualize(image, result)
+    def visualize(self, image: ImageLike, result: dict, **options) -> np.ndarray:
+        """A picture of ``result`` on ``image`` (an array or a path); ``options`` go to the model's ``visualize``
+        (e.g. ``score_thr`` for detection)."""
+        from data.io import as_rgb_uint8
+        if isinstance(image, (str, os.PathLike)):
+            image = self.read(image)
+        elif np.asarray(image).ndim != 4:
+            image = as_rgb_uint8(image, 'image')
+        return self.model.visualize(image, result, **options)

@@ -1,18 +1,29 @@
 #!/usr/bin/env python
 """Run a trained model on an image, a folder, a glob or a video file and write pictures of the results.
 
-Images: one picture per input in --output (``<name>.png``). Videos (.mp4/.avi/.mov/.mkv/.webm): one output
-video of the pictures at the input's frame rate. ``--save-raw`` also writes each task's raw result (detections
-json, depth .npy/16-bit PNG, label maps, NIfTI volumes). A progress bar shows the frames per second.
+Images: one picture per input in --output, ``<name>.png``, where ``<name>`` is the input's stem, or its file name
+when two inputs share a stem (``photo.jpg``, ``photo.png``); a picture that would land on an input file is called
+``<name>_vis.png`` instead, and no output ever overwrites an input. Videos (.mp4/.avi/.mov/.mkv/.webm/.m4v): one
+video at the input's frame rate, ``<name>_result.mp4`` of the pictures, or for super-resolution ``<name>_sr.mp4``
+of the super-resolved frames (``--compare`` adds ``<name>_compare.mp4``, bicubic beside the model).
+
+``--save-raw`` also writes each task's raw result in the form ``tools/evaluate.py`` reads: super-resolved images
+in ``<output>/raw/<name>.png`` (``--metric psnr --pred-dir <output>/raw``), detections as one COCO results json
+``<output>/detections.json`` for the run (``--metric coco``; ``image_id`` from ``--ann-file`` or the file stem),
+label maps in ``<output>/labels/`` (``--metric miou``), depth ``<name>.npy`` (``--metric depth``), NIfTI volumes.
+A progress bar shows the frames per second.
 """
 from __future__ import annotations
 
 import argparse
 import glob
+import inspect
+import json
 import os
 import os.path as osp
+import sys
 import time
-from typing import List
+from typing import Dict, List, Optional, Tuple
 
 import cv2
 import numpy as np
@@ -20,10 +31,11 @@ from tqdm import tqdm
 
 import data  # noqa: F401
 import tasks  # noqa: F401
-from data.io import write_rgb
+from data.io import check_writable, is_protected, protected_files, unique_names, write_rgb
 from tasks import Inferencer
 
 VIDEO_SUFFIXES = ('.mp4', '.avi', '.mov', '.mkv', '.webm', '.m4v')
+DETECTIONS_FILE = 'detections.json'
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -33,70 +45,226 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--input', required=True, help='an image, a folder, a glob pattern or a video file')
     parser.add_argument('--output', required=True, help='output folder')
     parser.add_argument('--save-raw', action='store_true', help="also write the task's raw results")
+    parser.add_argument('--score-thr', type=float, default=0.3,
+                        help='detection: draw the boxes with at least this score (default 0.3; the raw json keeps '
+                             'all of them)')
+    parser.add_argument('--ann-file', help='detection: COCO json whose image ids the raw results use (matched by '
+                                           'file name); default: the file stem')
+    parser.add_argument('--compare', action='store_true',
+                        help='super-resolution of a video: also write the bicubic/model side-by-side video')
+    parser.add_argument('--skip-bad', action='store_true',
+                        help='skip (with a warning) input images that cannot be read, instead of stopping')
     parser.add_argument('--device', default='cpu', help='torch device, e.g. cpu or cuda:0')
     parser.add_argument('--threads', type=int, help='torch CPU threads')
     parser.add_argument('--max-frames', type=int, help='stop a video after this many frames')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if not 0.0 <= args.score_thr <= 1.0:
+        parser.error(f'--score-thr must lie in [0, 1], got {args.score_thr}')
+    return args
+
+
+def warn(message: str) -> None:
+    tqdm.write(f'warning: {message}', file=sys.stderr)
+
+
+def is_video(path: str) -> bool:
+    return path.lower().endswith(VIDEO_SUFFIXES)
 
 
 def collect_inputs(path: str, inferencer: Inferencer) -> List[str]:
-    """The files under ``path``: the model's own discovery first (e.g. volume cases), else images/videos."""
-    found = inferencer.model.collect_inputs(path)
+    """The files under ``path``: the model's own discovery first (e.g. volume cases), else images/videos.
+
+    A missing path, a folder or glob with no input and a file the model cannot read are errors naming the path.
+    """
+    model = inferencer.model
+    found = model.collect_inputs(path)
     if found is not None:
         return found
-    suffixes = tuple(inferencer.model.input_suffixes) + (VIDEO_SUFFIXES if inferencer.model.supports_video else ())
+    suffixes = tuple(model.input_suffixes) + (VIDEO_SUFFIXES if model.supports_video else ())
+    wanted = f'{", ".join(suffixes)}{" or case folders" if not model.supports_video else ""}'
     if osp.isdir(path):
-        files = sorted(osp.join(path, f) for f in os.listdir(path) if f.lower().endswith(suffixes))
+        files = sorted(osp.join(path, f) for f in os.listdir(path)
+                       if f.lower().endswith(suffixes) and osp.isfile(osp.join(path, f)))
+        if not files:
+            raise FileNotFoundError(f'folder {path} holds no input this model reads (looked for {wanted})')
     elif osp.isfile(path):
+        if not path.lower().endswith(suffixes):
+            raise ValueError(f'{path}: not an input this config reads (expected {wanted})')
         files = [path]
-    else:
+    elif glob.has_magic(path):
         files = sorted(f for f in glob.glob(path) if f.lower().endswith(suffixes))
-    if not files:
-        raise SystemExit(f'no input found at {path} (looked for {", ".join(suffixes)})')
+        if not files:
+            raise FileNotFoundError(f'no input matches {path} (looked for {wanted})')
+    else:
+        raise FileNotFoundError(f'input {path} does not exist')
     return files
 
 
-def run_video(inferencer: Inferencer, path: str, out_dir: str, save_raw: bool, max_frames=None) -> str:
-    capture = cv2.VideoCapture(path)
-    if not capture.isOpened():
-        raise SystemExit(f'cannot open video {path}')
-    fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
-    total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
-    if max_frames:
-        total = min(total or max_frames, max_frames)
-    stem = osp.splitext(osp.basename(path))[0]
-    out_path = osp.join(out_dir, stem + '_result.mp4')
-    writer = None
-    bar = tqdm(total=total, desc=osp.basename(path), unit='frame')
-    start, index = time.perf_counter(), 0
-    try:
-        while max_frames is None or index < max_frames:
-            ok, frame = capture.read()
-            if not ok:
-                break
-            rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-            result = inferencer(rgb)
-            picture = inferencer.visualize(rgb, result)
-            if writer is None:
-                h, w = picture.shape[:2]
-                writer = cv2.VideoWriter(out_path, cv2.VideoWriter_fourcc(*'mp4v'), fps, (w, h))
-                if not writer.isOpened():
-                    raise SystemExit(f'cannot write video {out_path}')
-            writer.write(cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))
-            if save_raw:
-                inferencer.model.save_result(result, osp.join(out_dir, f'{stem}_{index:06d}'))
-            index += 1
-            bar.update(1)
-            bar.set_postfix(fps=f'{index / (time.perf_counter() - start):.1f}')
-    finally:
+def plan_pictures(files: List[str], out_dir: str) -> List[Tuple[str, str]]:
+    """``(name, picture path)`` per input: unique names (``data.io.unique_names``) and pictures that neither land
+    on an input file nor on another input's picture (``<name>_vis.png`` then)."""
+    taken = set()
+    plan = []
+    for name in unique_names(files):
+        stem = name
+        while (is_protected(osp.join(out_dir, stem + '.png')) or
+               osp.normcase(osp.join(out_dir, stem + '.png')).lower() in taken):
+            stem += '_vis'
+        picture = osp.join(out_dir, stem + '.png')
+        taken.add(osp.normcase(picture).lower())
+        plan.append((name, picture))
+    return plan
+
+
+class Runner:
+    """What one ``tools/infer.py`` run writes: pictures, raw results, the detections json, counts for the log."""
+
+    def __init__(self, inferencer: Inferencer, args: argparse.Namespace) -> None:
+        self.inferencer, self.args = inferencer, args
+        self.options = {}
+        if 'score_thr' in inspect.signature(inferencer.model.visualize).parameters:
+            self.options['score_thr'] = args.score_thr
+        self.image_ids: Optional[Dict[str, object]] = None
+        if args.ann_file:
+            from data.evaluators.coco_ids import image_id_index
+            from data.io import read_json
+            gt = read_json(args.ann_file, 'COCO annotation file')
+            if not isinstance(gt, dict) or not isinstance(gt.get('images'), list):
+                raise ValueError(f'{args.ann_file} is not a COCO annotation file: it needs an "images" list')
+            self.image_ids = image_id_index(gt['images'])
+        self.detections: Optional[List[dict]] = None  # COCO result dicts of the run (detection models)
+        self.drawn = self.boxes = 0
+
+    # --- per result ----------------------------------------------------------------------------------------------
+    def image_id(self, name: str, file: Optional[str]):
+        if self.image_ids is None or file is None:
+            return name
+        from data.evaluators.coco_ids import image_id_of
+        return image_id_of(self.image_ids, file, self.args.ann_file)
+
+    def count(self, result: dict) -> Tuple[int, int]:
+        scores = np.asarray(result.get('scores', ()), np.float32).reshape(-1)
+        drawn, total = int((scores >= self.args.score_thr).sum()), int(scores.size)
+        self.drawn, self.boxes = self.drawn + drawn, self.boxes + total
+        return drawn, total
+
+    def save_raw(self, result: dict, stem: str, image_id) -> List[str]:
+        if not self.args.save_raw:
+            return []
+        if 'bboxes' in result:  # detection: gathered into one COCO results json for the run
+            from data.evaluators.coco_metric import xyxy_to_coco_results
+            model = self.inferencer.model
+            cat_ids = model.cat_ids if getattr(model, 'cat_ids', None) is not None else \
+                list(range(int(np.max(result['labels'], initial=-1)) + 1))
+            if self.detections is None:
+                self.detections = []
+            self.detections += xyxy_to_coco_results(image_id, result['bboxes'], result['scores'], result['labels'],
+                                                    cat_ids)
+            return []
+        return self.inferencer.model.save_result(result, stem)
+
+    def finish(self) -> List[str]:
+        """Write the run's detections json (when a detection model ran with ``--save-raw``)."""
+        if self.detections is None:
+            return []
+        path = check_writable(osp.join(self.args.output, DETECTIONS_FILE))
+        with open(path, 'w', encoding='utf-8') as f:
+            json.dump(self.detections, f)
+        print(f'{len(self.detections)} detections -> {path}')
+        return [path]
+
+    # --- images ---------------------------------------------------------------------------------------------------
+    def run_images(self, images: List[Tuple[str, str, str]]) -> List[str]:
+        """``images``: ``(file, name, picture path)``; returns the paths written."""
+        written: List[str] = []
+        skipped = 0
+        start = time.perf_counter()
+        bar = tqdm(images, desc='images', unit='img')
+        for i, (path, name, picture_path) in enumerate(bar, 1):
+            try:
+                image = self.inferencer.read(path)
+            except (ValueError, OSError) as err:
+                if not self.args.skip_bad:
+                    raise
+                warn(f'skipped {path}: {err}')
+                skipped += 1
+                continue
+            result = self.inferencer.predict(image, name=name, file=path)
+            written += self.save_raw(result, osp.join(self.args.output, name), self.image_id(name, path))
+            write_rgb(picture_path, np.ascontiguousarray(self.inferencer.visualize(image, result, **self.options)))
+            written.append(picture_path)
+            if 'scores' in result:
+                drawn, total = self.count(result)
+                tqdm.write(f'{path}: drew {drawn} of {total} detections (score >= {self.args.score_thr:.2f})')
+            bar.set_postfix(fps=f'{i / (time.perf_counter() - start):.2f}')
         bar.close()
-        capture.release()
-        if writer is not None:
-            writer.release()
-    if index == 0:
-        raise SystemExit(f'video {path} has no readable frame')
-    print(f'{path}: {index} frames at {index / (time.perf_counter() - start):.2f} frames/s -> {out_path}')
-    return out_path
+        if skipped == len(images):
+            raise ValueError(f'none of the {len(images)} input image(s) could be read')
+        print(f'{len(images) - skipped} image(s) -> {self.args.output}'
+              + (f' ({skipped} unreadable skipped)' if skipped else ''))
+        return written
+
+    # --- videos ---------------------------------------------------------------------------------------------------
+    def run_video(self, path: str, name: str) -> List[str]:
+        capture = cv2.VideoCapture(path)
+        if not capture.isOpened():
+            raise ValueError(f'cannot read video {path}: the file is damaged or not a video OpenCV can decode')
+        fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
+        announced = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+        announced = announced if announced > 0 else None
+        max_frames = self.args.max_frames
+        total = min(announced or max_frames, max_frames) if max_frames else announced
+        writers: Dict[str, cv2.VideoWriter] = {}
+        sr = compare = None
+        bar = tqdm(total=total, desc=osp.basename(path), unit='frame')
+        start, index = time.perf_counter(), 0
+        try:
+            while max_frames is None or index < max_frames:
+                ok, frame = capture.read()
+                if not ok:
+                    break
+                rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+                frame_name = f'{name}_{index:06d}'
+                result = self.inferencer.predict(rgb, name=frame_name)
+                if sr is None:
+                    sr = 'image' in result  # image-to-image (super-resolution): the video of the output images
+                    compare = sr and self.args.compare
+                if sr:
+                    self._write_frame(writers, osp.join(self.args.output, name + '_sr.mp4'), result['image'], fps)
+                if not sr or compare:
+                    picture = self.inferencer.visualize(rgb, result, **self.options)
+                    target = name + ('_compare.mp4' if sr else '_result.mp4')
+                    self._write_frame(writers, osp.join(self.args.output, target), picture, fps)
+                if 'scores' in result:
+                    self.count(result)
+                self.save_raw(result, osp.join(self.args.output, frame_name), frame_name)
+                index += 1
+                bar.update(1)
+                bar.set_postfix(fps=f'{index / (time.perf_counter() - start):.1f}')
+        finally:
+            bar.close()
+            capture.release()
+            for writer in writers.values():
+                writer.release()
+        if index == 0:
+            raise ValueError(f'video {path} has no readable frame')
+        if announced and index < announced and (max_frames is None or index < max_frames):
+            warn(f'{path}: read {index} of the {announced} frames the file announces (truncated or damaged); '
+                 f'the output has {index}')
+        print(f'{path}: {index} frames at {index / (time.perf_counter() - start):.2f} frames/s -> '
+              f'{", ".join(writers)}')
+        return list(writers)
+
+    @staticmethod
+    def _write_frame(writers: Dict[str, cv2.VideoWriter], path: str, rgb: np.ndarray, fps: float) -> None:
+        writer = writers.get(path)
+        if writer is None:
+            h, w = rgb.shape[:2]
+            writer = cv2.VideoWriter(check_writable(path), cv2.VideoWriter_fourcc(*'mp4v'), fps, (w, h))
+            if not writer.isOpened():
+                raise RuntimeError(f'cannot write video {path}')
+            writers[path] = writer
+        writer.write(cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR))
 
 
 def main(argv=None) -> List[str]:
@@ -105,27 +273,25 @@ def main(argv=None) -> List[str]:
         import torch
         torch.set_num_threads(args.threads)
     if not osp.isfile(args.checkpoint):
-        raise SystemExit(f'checkpoint {args.checkpoint} does not exist')
+        raise FileNotFoundError(f'checkpoint {args.checkpoint} does not exist')
+    if osp.exists(args.output) and not osp.isdir(args.output):
+        raise ValueError(f'--output {args.output} is a file; give a folder')
     inferencer = Inferencer(args.config, args.checkpoint, device=args.device)
-    os.makedirs(args.output, exist_ok=True)
-    written: List[str] = []
     files = collect_inputs(args.input, inferencer)
-    images = [f for f in files if not f.lower().endswith(VIDEO_SUFFIXES)]
-    for video in (f for f in files if f.lower().endswith(VIDEO_SUFFIXES)):
-        written.append(run_video(inferencer, video, args.output, args.save_raw, args.max_frames))
-    if images:
-        start = time.perf_counter()
-        bar = tqdm(images, desc='images', unit='img')
-        for i, path in enumerate(bar, 1):
-            result = inferencer(path)
-            stem = osp.join(args.output, osp.basename(path).split('.')[0])
-            picture = inferencer.visualize(path, result)
-            write_rgb(stem + '.png', np.ascontiguousarray(picture))
-            written.append(stem + '.png')
-            if args.save_raw:
-                written += inferencer.model.save_result(result, stem)
-            bar.set_postfix(fps=f'{i / (time.perf_counter() - start):.2f}')
-        print(f'{len(images)} image(s) -> {args.output}')
+    os.makedirs(args.output, exist_ok=True)
+    runner = Runner(inferencer, args)
+    written: List[str] = []
+    with protected_files(files):
+        plan = [(f, name, picture) for f, (name, picture) in zip(files, plan_pictures(files, args.output))]
+        for path, name, _ in plan:
+            if is_video(path):
+                written += runner.run_video(path, name)
+        images = [p for p in plan if not is_video(p[0])]
+        if images:
+            written += runner.run_images(images)
+        written += runner.finish()
+    if runner.boxes:
+        print(f'drew {runner.drawn} of {runner.boxes} detections (score >= {args.score_thr:.2f})')
     return written
 
 

@@ -1,7 +1,7 @@
 """Detection pictures: boxes with class names and scores."""
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -14,12 +14,29 @@ def palette(n: int) -> np.ndarray:
     return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0]
 
 
+def line_width(shape: Sequence[int]) -> int:
+    """Box line width in pixels for an image of ``shape`` (H, W, ...): 2 px for a 640-pixel longer side,
+    proportional above and below, at least 1 px, so boxes look alike on a thumbnail and on a 4K frame."""
+    return max(1, int(round(max(shape[:2]) / 320)))
+
+
+def label_scale(shape: Sequence[int]) -> float:
+    """OpenCV font scale of the labels: 0.5 (about 11 px high) for a 640-pixel longer side, proportional, at least
+    0.35 so the text stays legible on small images."""
+    return max(0.35, max(shape[:2]) / 1280)
+
+
 def draw_boxes(image: np.ndarray, bboxes: np.ndarray, labels: np.ndarray, scores: Optional[np.ndarray] = None,
-               class_names: Optional[Sequence[str]] = None, thickness: int = 2, font_scale: float = 0.5) -> np.ndarray:
-    """A copy of the RGB ``image`` with xyxy ``bboxes`` drawn, each captioned "name score"."""
+               class_names: Optional[Sequence[str]] = None, thickness: Optional[int] = None,
+               font_scale: Optional[float] = None) -> np.ndarray:
+    """A copy of the RGB ``image`` with xyxy ``bboxes`` drawn, each captioned "name score"; line width and text
+    size follow the image size (``line_width``, ``label_scale``) unless given."""
     out = np.ascontiguousarray(image.copy())
     if out.ndim == 2:
         out = np.repeat(out[..., None], 3, -1)
+    thickness = line_width(out.shape) if thickness is None else thickness
+    scale = label_scale(out.shape) if font_scale is None else font_scale
+    text_thickness = max(1, thickness // 2)
     bboxes = np.asarray(bboxes, np.float32).reshape(-1, 4)
     labels = np.asarray(labels).reshape(-1)
     colours = palette(int(labels.max()) + 1 if labels.size else 1)
@@ -32,9 +49,35 @@ def draw_boxes(image: np.ndarray, bboxes: np.ndarray, labels: np.ndarray, scores
         cv2.rectangle(out, (x1, y1), (x2, y2), colour, thickness)
         name = class_names[int(label)] if class_names is not None and 0 <= label < len(class_names) else str(label)
         text = name if scores is None else f'{name} {float(scores[i]):.2f}'
-        (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font_scale, 1)
-        ty = y1 - th - base - 2 if y1 - th - base - 2 >= 0 else y1
-        cv2.rectangle(out, (x1, ty), (x1 + tw + 2, ty + th + base + 2), colour, -1)
-        cv2.putText(out, text, (x1 + 1, ty + th + 1), cv2.FONT_HERSHEY_SIMPLEX, font_scale, (0, 0, 0), 1,
-                    cv2.LINE_AA)
+        (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, text_thickness)
+        pad = text_thickness + 1
+        ty = y1 - th - base - 2 * pad if y1 - th - base - 2 * pad >= 0 else y1
+        cv2.rectangle(out, (x1, ty), (x1 + tw + 2 * pad, ty + th + base + 2 * pad), colour, -1)
+        cv2.putText(out, text, (x1 + pad, ty + th + pad), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0),
+                    text_thickness, cv2.LINE_AA)
     return out
+
+
+def draw_detections(image: np.ndarray, result: dict, score_thr: float,
+                    class_names: Optional[Sequence[str]] = None) -> Tuple[np.ndarray, int, int]:
+    """The boxes of a detection ``result`` (``bboxes``/``scores``/``labels``) with score >= ``score_thr`` drawn on
+    a copy of ``image``, and a caption at the bottom-left saying how many were drawn of how many.
+
+    Returns ``(picture, drawn, total)``.
+    """
+    from .panels import put_label
+    scores = np.asarray(result['scores'], np.float32).reshape(-1)
+    keep = scores >= score_thr
+    picture = draw_boxes(image, np.asarray(result['bboxes']).reshape(-1, 4)[keep],
+                         np.asarray(result['labels']).reshape(-1)[keep], scores[keep], class_names)
+    drawn, total = int(keep.sum()), int(scores.size)
+    scale = label_scale(picture.shape)
+    put_label(picture, detection_caption(drawn, total, score_thr), origin=(6, -6), scale=scale,
+              thickness=max(1, line_width(picture.shape) // 2))
+    return picture, drawn, total
+
+
+def detection_caption(drawn: int, total: int, score_thr: float) -> str:
+    """``"3 of 300 boxes (score >= 0.30)"``: what a detection picture shows of the result."""
+    return f'{drawn} of {total} boxes (score >= {score_thr:.2f})'
+

@@ -106,6 +106,8 @@ def write_label_png(path: str, seg: np.ndarray, palette: Optional[Sequence[Color
     seg = np.asarray(seg)
     if seg.ndim != 2 or seg.size and (seg.min() < 0 or seg.max() > 255):
         raise ValueError(f'{path}: an 8-bit label PNG needs an HxW map with values 0..255, got shape {seg.shape}')
+    from ..io import check_writable
+    check_writable(path)
     os.makedirs(os.path.dirname(os.path.abspath(path)) or '.', exist_ok=True)
     image = Image.fromarray(seg.astype(np.uint8), mode='P' if palette is not None else 'L')
     if palette is not None:

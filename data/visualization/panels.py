@@ -7,12 +7,16 @@ import cv2
 import numpy as np
 
 
-def put_label(image: np.ndarray, text: str, origin=(6, 6), scale: float = 0.5) -> np.ndarray:
-    """Write ``text`` in white on a dark box at the top-left of an RGB image (in place, returned)."""
-    (w, h), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+def put_label(image: np.ndarray, text: str, origin=(6, 6), scale: float = 0.5, thickness: int = 1) -> np.ndarray:
+    """Write ``text`` in white on a dark box at ``origin`` (its top-left corner) of an RGB image (in place,
+    returned); a negative ``origin`` y counts from the bottom edge."""
+    (w, h), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
     x, y = origin
-    cv2.rectangle(image, (x - 3, y - 3), (x + w + 3, y + h + base + 3), (0, 0, 0), -1)
-    cv2.putText(image, text, (x, y + h), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
+    if y < 0:
+        y = image.shape[0] + y - (h + base)
+    pad = max(3, thickness + 2)
+    cv2.rectangle(image, (x - pad, y - pad), (x + w + pad, y + h + base + pad), (0, 0, 0), -1)
+    cv2.putText(image, text, (x, y + h), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thickness, cv2.LINE_AA)
     return image
 
 

@@ -131,15 +131,16 @@ class DepthEstimator(TaskModel):
 
     def save_result(self, result: dict, stem: str) -> List[str]:
         """``stem.npy`` (float32 metres) and ``stem_depth_mm.png`` (uint16 millimetres, 0 = invalid)."""
+        from data.io import check_writable
         depth = np.asarray(result['depth'], np.float32)
         os.makedirs(os.path.dirname(os.path.abspath(stem)), exist_ok=True)
         written = []
         if 'npy' in self.save_formats:
-            np.save(stem + '.npy', depth)
+            np.save(check_writable(stem + '.npy'), depth)
             written.append(stem + '.npy')
         if 'png16' in self.save_formats:
             millimetres = np.clip(np.round(np.nan_to_num(depth) * 1000.0), 0, 65535).astype(np.uint16)
-            path = stem + '_depth_mm.png'
+            path = check_writable(stem + '_depth_mm.png')
             if not cv2.imwrite(path, millimetres):
                 raise OSError(f'cannot write depth image {path}')
             written.append(path)

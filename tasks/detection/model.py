@@ -196,12 +196,10 @@ class Detector(TaskModel):
         return self.classes[label] if self.classes is not None and 0 <= label < len(self.classes) else str(label)
 
     def visualize(self, image: np.ndarray, result: dict, score_thr: float = 0.3) -> np.ndarray:
-        """Boxes with class names and scores (those above ``score_thr``) drawn on a copy of ``image``."""
-        from data.visualization.boxes import draw_boxes
-        scores = np.asarray(result['scores'])
-        keep = scores >= score_thr
-        return draw_boxes(image, np.asarray(result['bboxes'])[keep], np.asarray(result['labels'])[keep],
-                          scores[keep], self.classes)
+        """Boxes with class names and scores (those with score >= ``score_thr``) drawn on a copy of ``image``, line
+        width and text scaled with the image, and a caption "N of M boxes (score >= thr)" at the bottom-left."""
+        from data.visualization.boxes import draw_detections
+        return draw_detections(image, result, score_thr, self.classes)[0]
 
     def save_result(self, result: dict, stem: str) -> List[str]:
         """COCO results json ``stem + '.json'``: ``[{image_id, category_id, bbox: [x, y, w, h], score}]``.
@@ -218,7 +216,8 @@ class Detector(TaskModel):
                                 category_id=self.cat_ids[label] if self.cat_ids is not None else label,
                                 bbox=[round(x1, 3), round(y1, 3), round(x2 - x1, 3), round(y2 - y1, 3)],
                                 score=round(float(score), 5), label=label, name=self.class_name(label)))
-        path = stem + '.json'
+        from data.io import check_writable
+        path = check_writable(stem + '.json')
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         with open(path, 'w') as f:
             json.dump(records, f)

@@ -155,8 +155,13 @@ class VolumetricSegmentor(TaskModel):
     def read_input(self, path: str) -> np.ndarray:
         """A BraTS case folder, or a NIfTI file (4D with the four modalities, or one modality of a case folder),
         z-scored like the training data: a ``4 x D x H x W`` ``VolumeArray`` carrying affine and spacing."""
-        from data.datasets.brats import load_case, load_volume_file
+        from data.datasets.brats import NIFTI_SUFFIXES, load_case, load_volume_file
         path = os.fspath(path)
+        if not os.path.exists(path):
+            raise FileNotFoundError(f'input {path} does not exist')
+        if not os.path.isdir(path) and not path.lower().endswith(tuple(NIFTI_SUFFIXES)):
+            raise ValueError(f'{path}: a volumetric model reads NIfTI files ({", ".join(NIFTI_SUFFIXES)}) or BraTS '
+                             f'case folders, not {os.path.splitext(path)[1] or "this file"}')
         sample = load_case(path, with_seg=False) if os.path.isdir(path) else load_volume_file(path)
         return sample['img']
 
@@ -179,8 +184,10 @@ class VolumetricSegmentor(TaskModel):
     def save_result(self, result: dict, stem: str) -> List[str]:
         """``stem.nii.gz``: the label map in the input's voxel order with the input's affine."""
         from data.datasets.brats import write_nifti
+        from data.io import check_writable
         affine = result.get('affine')
-        return [write_nifti(stem + '.nii.gz', result['seg'], np.eye(4) if affine is None else affine, np.uint8)]
+        return [write_nifti(check_writable(stem + '.nii.gz'), result['seg'], np.eye(4) if affine is None else affine,
+                            np.uint8)]
 
     def set_reversible(self, reversible: bool) -> 'VolumetricSegmentor':
         """Switch all reversible stages on or off (same weights; for checks and memory comparisons)."""

@@ -59,8 +59,8 @@ def test_infer_on_an_image_writes_the_comparison_and_the_sr_image(tmp_path, espc
     cv2.imwrite(str(tmp_path / 'photo.png'), image)
     written = infer.main([str(ESPCN), str(espcn_checkpoint), '--input', str(tmp_path / 'photo.png'),
                           '--output', str(tmp_path / 'out'), '--save-raw'])
-    assert sorted(Path(p).name for p in written) == ['photo.png', 'photo_sr.png']
-    assert cv2.imread(str(tmp_path / 'out' / 'photo_sr.png')).shape == (40, 60, 3)
+    assert sorted(str(Path(p).relative_to(tmp_path / 'out')) for p in written) == ['photo.png', 'raw/photo.png']
+    assert cv2.imread(str(tmp_path / 'out' / 'raw' / 'photo.png')).shape == (40, 60, 3)
     assert cv2.imread(str(tmp_path / 'out' / 'photo.png')).shape[1] > 2 * 60  # side by side
 
 
@@ -79,7 +79,7 @@ def test_infer_on_a_video_keeps_frame_count_and_rate(tmp_path, espcn_checkpoint)
 
 
 def test_infer_names_a_missing_input(tmp_path, espcn_checkpoint):
-    with pytest.raises(SystemExit, match='no input found'):
+    with pytest.raises(FileNotFoundError, match='no input matches'):
         infer.main([str(ESPCN), str(espcn_checkpoint), '--input', str(tmp_path / 'nothing*.png'),
                     '--output', str(tmp_path / 'o')])
 
