@@ -52,11 +52,11 @@ def main(argv=None) -> dict:
 
     torch.manual_seed(0)
     tv = ssdlite320_mobilenet_v3_large(weights=None, weights_backbone=None).eval()
-    cfg = load_config(REPO / 'configs' / 'ssdlite_mobilenetv3-large_600e_coco.py')
+    cfg = load_config(REPO / 'configs' / 'ssdlite_mobilenetv3-large_660e_coco.py')
     cfg.model.label_map = cfg.model.classes = cfg.model.cat_ids = None  # the same 90-class output as torchvision
     ours = Inferencer(cfg)
     ours.model.load_state_dict(WEIGHT_CONVERTERS['ssdlite320_mobilenet_v3_large'](tv.state_dict()))
-    v2 = Inferencer(REPO / 'configs' / 'ssdlite_mobilenetv2_600e_coco.py')
+    v2 = Inferencer(REPO / 'configs' / 'ssdlite_mobilenetv2_660e_coco.py')
     if args.score_thr is not None:
         tv.score_thresh = args.score_thr
         ours.model.post_processor.score_thr = args.score_thr

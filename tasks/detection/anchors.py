@@ -6,6 +6,11 @@ of the input side); each location gets a box of scale ``s_k`` and aspect ratio 1
 ``a`` in ``aspect_ratios`` ({2, 3}: six boxes per location, the setting of SSDLite in MobileNetV2, section 6.2).
 Centres are ``((j + 0.5) / f_w, (i + 0.5) / f_h)`` on each ``f_h x f_w`` map; widths and heights are clipped to
 [0, 1] before the boxes are scaled to pixels of the network input, for any input size.
+
+``reduce_boxes_in_lowest_layer=True`` is the TF object detection API's setting of the same name, used by the
+SSDLite-MobileNetV2 COCO model of the MobileNetV2 paper (Table 6, 4.3M parameters / 0.8B MACs at 320x320): the
+first map gets only three boxes, scale ``lowest_scale`` (0.1) with ratio 1 and scale ``s_1`` (0.2) with ratios 2
+and 1/2 (``multiple_grid_anchor_generator.create_ssd_anchors``); the other maps keep six.
 """
 from __future__ import annotations
 
@@ -23,7 +28,7 @@ class DefaultBoxGenerator:
 
     def __init__(self, num_levels: int = 6, min_ratio: float = 0.2, max_ratio: float = 0.95,
                  aspect_ratios: Sequence[float] = (2.0, 3.0), scales: Optional[Sequence[float]] = None,
-                 clip: bool = True) -> None:
+                 clip: bool = True, reduce_boxes_in_lowest_layer: bool = False, lowest_scale: float = 0.1) -> None:
         if num_levels < 1:
             raise ValueError(f'num_levels must be >= 1, got {num_levels}')
         if scales is None:
@@ -39,16 +44,22 @@ class DefaultBoxGenerator:
         if any(a <= 0 for a in aspect_ratios):
             raise ValueError(f'aspect ratios must be positive, got {list(aspect_ratios)}')
         self.num_levels, self.scales, self.aspect_ratios, self.clip = num_levels, scales, list(aspect_ratios), clip
+        self.reduce_boxes_in_lowest_layer, self.lowest_scale = reduce_boxes_in_lowest_layer, lowest_scale
         self.wh = [self._wh_of_level(k) for k in range(num_levels)]
         self._cache: Dict[tuple, torch.Tensor] = {}
 
     @property
     def num_anchors(self) -> List[int]:
-        """Boxes per location on each map (2 + 2 x len(aspect_ratios))."""
+        """Boxes per location on each map (2 + 2 x len(aspect_ratios); 3 on the first with the reduced layer)."""
         return [len(wh) for wh in self.wh]
 
     def _wh_of_level(self, k: int) -> torch.Tensor:
         s, s_next = self.scales[k], self.scales[k + 1]
+        if k == 0 and self.reduce_boxes_in_lowest_layer:
+            r = math.sqrt(2.0)
+            pairs = [[self.lowest_scale, self.lowest_scale], [s * r, s / r], [s / r, s * r]]
+            wh = torch.tensor(pairs, dtype=torch.float32)
+            return wh.clamp(0, 1) if self.clip else wh
         pairs = [[s, s], [math.sqrt(s * s_next)] * 2]
         for a in self.aspect_ratios:
             r = math.sqrt(a)

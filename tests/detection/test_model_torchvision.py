@@ -16,7 +16,7 @@ from backbones.converters import WEIGHT_CONVERTERS
 from data.io import read_rgb
 from tasks import Inferencer, load_config
 
-CONFIG = 'configs/ssdlite_mobilenetv3-large_600e_coco.py'
+CONFIG = 'configs/ssdlite_mobilenetv3-large_660e_coco.py'
 IMAGE = 'detection/coco8/images/val/000000000042.jpg'  # 478 x 640, resized to 320 x 320 by both
 
 

@@ -14,8 +14,12 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from data.transforms.detection import SSDMinIoURandomCrop, box_iou_np
+from tasks import build_model, load_config
+from tasks.detection.anchors import DefaultBoxGenerator
+from tasks.profiling import count_macs, count_parameters
 
-COCO8 = Path(__file__).resolve().parents[1] / 'assets' / 'detection' / 'coco8'
+REPO = Path(__file__).resolve().parents[2]
+COCO8 = REPO / 'tests' / 'assets' / 'detection' / 'coco8'
 
 
 def crowded_coco8_images(min_boxes: int = 5):
@@ -134,3 +138,38 @@ def test_crop_options_are_checked():
         SSDMinIoURandomCrop(min_ious=(), keep_original=False)
     with pytest.raises(ValueError, match=r'min_ious must lie in \[0, 1\]'):
         SSDMinIoURandomCrop(min_ious=(1.5,))
+
+
+def test_reduced_lowest_layer_boxes_are_the_tf_model_s():
+    """TF create_ssd_anchors with reduce_boxes_in_lowest_layer: (0.1, 1), (0.2, 2), (0.2, 1/2) on the first map."""
+    gen = DefaultBoxGenerator(reduce_boxes_in_lowest_layer=True, lowest_scale=0.1)
+    assert gen.num_anchors == [3, 6, 6, 6, 6, 6]
+    assert DefaultBoxGenerator().num_anchors == [6] * 6
+    grids = [(19, 19), (10, 10), (5, 5), (3, 3), (2, 2), (1, 1)]
+    boxes = gen(grids, (300, 300))
+    assert boxes.shape == (1917, 4)   # the TF SSD MobileNet 300x300 models' 1917 anchors
+    r = 2 ** 0.5
+    centre = 300 * 0.5 / 19
+    wh = torch.tensor([[0.1, 0.1], [0.2 * r, 0.2 / r], [0.2 / r, 0.2 * r]]) * 300
+    expected = torch.cat([centre - wh / 2, centre + wh / 2], 1)
+    torch.testing.assert_close(boxes[:3], expected)
+    # the other maps are unchanged by the option
+    torch.testing.assert_close(boxes[3 * 19 * 19:], DefaultBoxGenerator()(grids, (300, 300))[6 * 19 * 19:])
+
+
+def test_paper_config_size_and_torchvision_config_unchanged():
+    """SSDLite-MobileNetV2 at 320: 4.34M parameters (+-2%), 0.79G MACs (+-3%), the paper's 4.3M / 0.8B."""
+    model = build_model(str(REPO / 'configs' / 'ssdlite_mobilenetv2_660e_coco.py')).eval()
+    assert model.head.num_anchors == [3, 6, 6, 6, 6, 6]
+    x = torch.zeros(1, 3, 320, 320)
+    with torch.no_grad():
+        logits, deltas = model(x, mode='tensor')
+    assert logits.shape == (1, 20 * 20 * 3 + (100 + 25 + 9 + 4 + 1) * 6, 81) and deltas.shape[1] == logits.shape[1]
+    params, macs = count_parameters(model), count_macs(lambda: model(x, mode='tensor'))
+    assert abs(params / 4.34e6 - 1) < 0.02 and abs(macs / 0.79e9 - 1) < 0.03, (params, macs)
+    v3 = load_config(str(REPO / 'configs' / 'ssdlite_mobilenetv3-large_660e_coco.py'))
+    assert v3.model.anchor_generator.reduce_boxes_in_lowest_layer is False
+    for name in ('ssdlite_mobilenetv2_660e_coco.py', 'ssdlite_mobilenetv3-large_660e_coco.py'):
+        crop = [t for t in load_config(str(REPO / 'configs' / name)).train_pipeline
+                if t['type'] == 'SSDMinIoURandomCrop'][0]
+        assert crop['iou_rule'] == 'any' and 0.0 in crop['min_ious'] and crop['keep_original']

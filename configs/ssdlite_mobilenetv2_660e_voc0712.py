@@ -1,9 +1,9 @@
 # SSDLite-MobileNetV2 320 on PASCAL VOC07+12 trainval (16,551 images), tested on VOC2007 test with the
 # VOC2007 11-point AP at IoU 0.5 (the number SSD papers report), from scratch.
-# Schedule: the COCO recipe's lr per image (0.15 / 192) at batch 64 -> lr 0.05, 600 epochs x 259 iterations =
-# 155,400 iterations (from-scratch VOC detectors, e.g. DSOD, need >= 100k iterations), 1,000-iteration warm-up,
-# cosine to 0. Same model, 20 classes.
-_base_ = ['./ssdlite_mobilenetv2_600e_coco.py']
+# Schedule: the COCO recipe's lr per image (0.15 / 192) at batch 64 -> lr 0.05, 660 epochs (the COCO config's)
+# x 259 iterations = 170,940 iterations (from-scratch VOC detectors, e.g. DSOD, need >= 100k iterations),
+# 1,000-iteration warm-up, cosine to 0. Same model (TF default boxes, 3 on the first map), 20 classes.
+_base_ = ['./ssdlite_mobilenetv2_660e_coco.py']
 datasets_root = '{{$MOBILEVISION_DATA:{{ fileDirname }}/../datasets}}'  # or $MOBILEVISION_DATA
 voc_root = datasets_root + '/VOCdevkit'
 voc_classes = ('aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus', 'car', 'cat', 'chair', 'cow',
