@@ -88,7 +88,8 @@ class Segmentor(TaskModel):
         trim_backbone: drop backbone layers after the deepest one used (Mobile DeepLabv3 never runs the 1280-wide
             last conv of MobileNetV2, so it is not counted in the parameters).
         loss: ``SegCrossEntropy`` options (``ignore_index``, ``class_weight``, ``ohem_thresh``, ``ohem_min_kept``).
-        aux_weight: weight of the auxiliary loss (torchvision's recipe: 0.5; PSPNet/mmseg: 0.4).
+        aux_weight: weight of the auxiliary loss; 0.5 by default, torchvision's reference (``train.py``:
+            ``losses['out'] + 0.5 * losses['aux']``), the recipe of our MobileNetV3 configs (PSPNet/mmseg use 0.4).
         test_cfg: ``scales`` (multi-scale testing, factors of the input size) and ``flip`` (average with the
             horizontally flipped input); probabilities are averaged. ``max_pixels`` (default 2048 x 1024, a
             Cityscapes frame, the largest input of our recipes; ``None`` = no limit): a larger image is scaled
@@ -102,7 +103,7 @@ class Segmentor(TaskModel):
 
     def __init__(self, backbone: ModuleOrCfg, head: ModuleOrCfg, num_classes: int = 21, neck: ModuleOrCfg = None,
                  aux_head: ModuleOrCfg = None,
-                 trim_backbone: bool = True, loss: Optional[dict] = None, aux_weight: float = 0.4,
+                 trim_backbone: bool = True, loss: Optional[dict] = None, aux_weight: float = 0.5,
                  test_cfg: Optional[dict] = None, class_names: Optional[Sequence[str]] = None,
                  palette: Optional[Sequence[Sequence[int]]] = None, align_corners: bool = False,
                  data_preprocessor: ModuleOrCfg = None, init_cfg: Optional[dict] = None) -> None:
