@@ -2,7 +2,8 @@
 """Train a model from a config with mmengine's Runner.
 
 Checkpoints are written atomically; ``--resume`` continues from the newest readable checkpoint of the work
-folder (or the one given), loaded with ``weights_only=True`` (see tasks/checkpoint.py).
+folder (or the one given), loaded with ``weights_only=True`` (see tasks/checkpoint.py). Checkpoints also hold
+every random generator (tasks/rng_state.py), so a resumed run repeats the uninterrupted one.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import tasks  # noqa: F401  (registers models and the checkpoint handling)
 import data  # noqa: F401  (registers datasets, transforms, metrics)
 from tasks import load_config
 from tasks.checkpoint import find_resumable_checkpoint
+from tasks.rng_state import SEED_WORKER
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -30,6 +32,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
                         help='override config entries, e.g. train_cfg.max_epochs=10 optim_wrapper.optimizer.lr=1e-3')
     return parser.parse_args(argv)
+
+
+def add_required_hooks(cfg) -> None:
+    """Hooks every training run needs: log history stored as plain arrays (checkpoints load with
+    ``weights_only=True``) and the random generators saved in checkpoints (exact resume)."""
+    hooks = list(cfg.get('custom_hooks', None) or [])
+    for name in ('PlainLogHistoryHook', 'RNGStateHook'):
+        if not any(h.get('type') in (name, f'mobilevision.{name}') for h in hooks):
+            hooks.append(dict(type=name))
+    cfg.custom_hooks = hooks
 
 
 def main(argv=None) -> None:
@@ -52,9 +64,10 @@ def main(argv=None) -> None:
                 raise FileNotFoundError(f'checkpoint {checkpoint} does not exist')
             print(f'resuming from {checkpoint}')
             cfg.resume, cfg.load_from = True, checkpoint
-    hooks = cfg.get('custom_hooks', [])
-    if not any(h.get('type') in ('PlainLogHistoryHook', 'mobilevision.PlainLogHistoryHook') for h in hooks):
-        cfg.custom_hooks = list(hooks) + [dict(type='PlainLogHistoryHook')]  # keeps checkpoints safely loadable
+    add_required_hooks(cfg)
+    if cfg.get('train_dataloader') is not None and 'worker_init_fn' not in cfg.train_dataloader:
+        # worker seeds that change every epoch and are reproduced on resume (mmengine's repeat every epoch)
+        cfg.train_dataloader.worker_init_fn = dict(type=SEED_WORKER)
     os.makedirs(cfg.work_dir, exist_ok=True)
     runner = Runner.from_cfg(cfg)
     runner.train()
