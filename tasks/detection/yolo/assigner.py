@@ -19,7 +19,7 @@ from typing import Dict, Optional
 
 import torch
 from torch import nn
-from torchvision.ops import complete_box_iou
+from torchvision.ops import complete_box_iou_loss
 
 from ...registry import TASKS
 
@@ -32,6 +32,11 @@ def points_inside_boxes(points: torch.Tensor, boxes: torch.Tensor, eps: float = 
     lt = p - boxes[..., None, :2]
     rb = boxes[..., None, 2:] - p
     return torch.cat([lt, rb], -1).amin(-1) > eps
+
+
+def pair_ciou(boxes1: torch.Tensor, boxes2: torch.Tensor) -> torch.Tensor:
+    """Complete IoU of matching rows of two (P, 4) xyxy box sets (torchvision's CIoU loss is ``1 - CIoU``)."""
+    return 1.0 - complete_box_iou_loss(boxes1, boxes2, reduction='none')
 
 
 @TASKS.register_module()
@@ -92,13 +97,15 @@ class TaskAlignedAssigner(nn.Module):
         # 1. candidates: valid ground truths whose (possibly widened) box strictly contains the point
         candidate = points_inside_boxes(anchor_points, self._candidate_boxes(gt_bboxes)) & valid[..., None]
 
-        # 2. alignment metric t = s^alpha * u^beta on candidates (CIoU clamped at 0)
-        ciou = complete_box_iou(gt_bboxes.float(), pd_bboxes.float())  # (B, M, N)
-        overlaps = torch.where(candidate, ciou.clamp(min=0).nan_to_num(0.0), torch.zeros_like(ciou))
-        cls_scores = pd_scores.float().transpose(1, 2).gather(1, labels.clamp(0, num_classes - 1)[..., None]
-                                                                .expand(-1, -1, num_points))  # (B, M, N)
-        align = torch.where(candidate, cls_scores.pow(self.alpha) * overlaps.pow(self.beta),
-                            torch.zeros_like(overlaps))
+        # 2. alignment metric t = s^alpha * u^beta on candidates (CIoU clamped at 0), computed on candidate pairs
+        # only: memory follows the number of candidates, not B x M x N
+        b_idx, m_idx, n_idx = candidate.nonzero(as_tuple=True)
+        u = pair_ciou(gt_bboxes[b_idx, m_idx].float(), pd_bboxes[b_idx, n_idx].float()).clamp(min=0).nan_to_num(0.0)
+        s = pd_scores[b_idx, n_idx, labels[b_idx, m_idx]].float()
+        overlaps = torch.zeros(batch, num_gts, num_points, device=device)
+        overlaps[b_idx, m_idx, n_idx] = u
+        align = torch.zeros_like(overlaps)
+        align[b_idx, m_idx, n_idx] = s.pow(self.alpha) * u.pow(self.beta)
 
         # 3. top-k candidates per ground truth by t
         k = min(self.topk, num_points)

@@ -120,7 +120,7 @@ class YOLOLoss(nn.Module):
         if gt_ignore is None:
             gt_ignore = [torch.zeros(len(b), dtype=torch.bool) for b in gt_bboxes]
         box_logits, cls_logits = self._flatten(feats)
-        device, dtype = cls_logits.device, cls_logits.dtype
+        device = cls_logits.device
         points, stride_t = make_anchor_points([f.shape[-2:] for f in feats], strides, device=device,
                                               dtype=torch.float32)
         points_s = points / stride_t  # anchor points in stride units
@@ -156,6 +156,6 @@ class YOLOLoss(nn.Module):
             loss_dfl = loss_box.clone()
 
         scale = batch * (self.world_size if self.world_size is not None else _world_size())
-        return dict(loss_cls=(loss_cls * self.cls_gain * scale).to(dtype),
-                    loss_box=(loss_box * self.box_gain * scale).to(dtype),
-                    loss_dfl=(loss_dfl * self.dfl_gain * scale).to(dtype))
+        # float32 even when the head ran in half precision (AMP scales the loss itself)
+        return dict(loss_cls=loss_cls * self.cls_gain * scale, loss_box=loss_box * self.box_gain * scale,
+                    loss_dfl=loss_dfl * self.dfl_gain * scale)
