@@ -10,7 +10,7 @@ from mmengine.config import Config
 from mmengine.registry import DefaultScope, init_default_scope
 from torch import nn
 
-from backbones.checkpoint_io import safe_load, state_dict_of
+from backbones.checkpoint_io import check_state_dict, model_load_options, safe_load, state_dict_of
 from .registry import TASKS
 
 ConfigLike = Union[str, os.PathLike, Config, dict]
@@ -30,14 +30,19 @@ def load_config(config: ConfigLike) -> Config:
 
 
 def load_weights(model: nn.Module, checkpoint: str, strict: bool = True) -> None:
-    """Load a checkpoint (ours or a Runner's) into ``model`` with the safe loader; mismatches are named."""
-    state = state_dict_of(safe_load(os.fspath(checkpoint)))
+    """Load a checkpoint (ours or a Runner's) into ``model`` with the safe loader.
+
+    Strict unless ``strict=False``: missing or unexpected keys and shape mismatches raise
+    ``CheckpointMismatchError`` naming the file and the keys, except those the model config allows
+    (``init_cfg=dict(allow_missing=[...], allow_unexpected=[...])``, see ``backbones.checkpoint_io``).
+    """
+    checkpoint = os.fspath(checkpoint)
+    state = state_dict_of(safe_load(checkpoint))
     if any(k.startswith('module.') for k in state):  # saved from DistributedDataParallel
-        state = {k[len('module.'):]: v for k, v in state.items()}
-    result = model.load_state_dict(state, strict=False)
-    if strict and (result.missing_keys or result.unexpected_keys):
-        raise RuntimeError(f'checkpoint {checkpoint} does not fit the model: missing {result.missing_keys[:8]}, '
-                           f'unexpected {result.unexpected_keys[:8]}')
+        state = {k[len('module.'):] if k.startswith('module.') else k: v for k, v in state.items()}
+    if strict:
+        state = check_state_dict(model.state_dict(), state, checkpoint, **model_load_options(model))
+    model.load_state_dict(state, strict=False)
 
 
 def build_model(config: ConfigLike, checkpoint: Optional[str] = None, device: Union[str, torch.device] = 'cpu'):

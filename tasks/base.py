@@ -9,6 +9,7 @@ from mmengine.model import BaseDataPreprocessor, BaseModel
 from mmengine.registry import Registry
 from torch import nn
 
+from backbones.checkpoint_io import split_load_options
 from .registry import TASKS
 
 ModuleOrCfg = Union[nn.Module, dict, None]
@@ -36,7 +37,10 @@ class TaskModel(BaseModel):
     def __init__(self, data_preprocessor: ModuleOrCfg = None, init_cfg: Optional[dict] = None) -> None:
         if isinstance(data_preprocessor, dict):
             data_preprocessor = TASKS.build(data_preprocessor)
+        # ``init_cfg=dict(allow_missing=[...])``: keys a checkpoint may lack (backbones.checkpoint_io)
+        init_cfg, load_options = split_load_options(init_cfg)
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        self.load_options = load_options
 
     def forward(self, inputs: torch.Tensor, data_samples: Optional[List[dict]] = None, mode: str = 'tensor'):
         if mode == 'loss':

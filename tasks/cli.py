@@ -1,11 +1,16 @@
-"""Entry-point helper for tools/: bad input ends with one clear line instead of a traceback."""
+"""Entry-point helpers for tools/: bad input ends with one clear line instead of a traceback, found before the
+Runner starts (and prints its environment dump)."""
 from __future__ import annotations
 
+import math
 import os
+import re
 import sys
-from typing import Callable
+from typing import Any, Callable, Dict, Iterator, Mapping, Optional, Sequence, Tuple
 
 from backbones.checkpoint_io import UnsafeCheckpointError
+
+_PATH_KEY = re.compile(r'(^|_)(file|root|dir)$')
 
 
 def run_cli(main: Callable[[], object]) -> None:
@@ -13,9 +18,86 @@ def run_cli(main: Callable[[], object]) -> None:
     exit with status 2. Set ``MOBILEVISION_DEBUG=1`` to see the traceback."""
     try:
         main()
-    except (FileNotFoundError, UnsafeCheckpointError, ValueError, KeyError, RuntimeError) as err:
+    except (FileNotFoundError, IsADirectoryError, PermissionError, UnsafeCheckpointError, ValueError, KeyError,
+            RuntimeError) as err:
         if os.environ.get('MOBILEVISION_DEBUG'):
             raise
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        if isinstance(err, OSError) and err.filename and str(err.filename) not in str(message):
+            message = f'{err.filename}: {err.strerror or message}'
         print(f'error: {message}', file=sys.stderr)
         sys.exit(2)
+
+
+def require_file(path: Optional[str], what: str) -> str:
+    """``path`` when it is an existing file; ``FileNotFoundError`` naming ``what`` and the path otherwise."""
+    if not path or not os.path.exists(path):
+        raise FileNotFoundError(f'{what} {path} does not exist')
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f'{what} {path} is not a file')
+    if not os.access(path, os.R_OK):
+        raise PermissionError(f'{what} {path} is not readable')
+    return path
+
+
+def _path_entries(node: Any, where: str) -> Iterator[Tuple[str, str]]:
+    """``(dotted key, value)`` of every string entry named ``*_file`` / ``*_root`` / ``*_dir`` (or ``file``...)."""
+    if isinstance(node, Mapping):
+        for key, value in node.items():
+            here = f'{where}.{key}' if where else str(key)
+            if isinstance(value, str) and _PATH_KEY.search(str(key)):
+                yield here, value
+            else:
+                yield from _path_entries(value, here)
+    elif isinstance(node, (list, tuple)):
+        for i, value in enumerate(node):
+            yield from _path_entries(value, f'{where}[{i}]')
+
+
+def check_config_paths(cfg: Mapping, sections: Sequence[str], config_name: str = 'the config') -> None:
+    """Every data path of ``cfg[section]`` (``ann_file``, ``data_root``, ``img_dir``...) must exist.
+
+    Checked before the Runner is built, so a missing dataset is one ``error:`` line naming the config entry and
+    the path, not a traceback after mmengine's environment dump.
+    """
+    for section in sections:
+        for key, value in _path_entries(cfg.get(section) or {}, section):
+            if not os.path.exists(value):
+                raise FileNotFoundError(f'{config_name}: {key} = {os.path.normpath(value)} does not exist')
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with NumPy/torch numbers turned into Python ones and NaN/inf into ``None`` (valid JSON)."""
+    if isinstance(value, Mapping):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if hasattr(value, 'tolist') and not isinstance(value, (str, bytes)):
+        return json_safe(value.tolist())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def group_per_class(metrics: Mapping[str, Any], classes: Sequence[str]) -> Dict[str, Any]:
+    """Nest per-class entries under their metric with the class names as keys.
+
+    ``{'mIoU': .., 'IoU.cat': .., 'IoU.dog': ..}`` becomes ``{'mIoU': .., 'IoU': {'cat': .., 'dog': ..}}``;
+    ``pascal_voc/AP_cat`` becomes ``pascal_voc/AP: {'cat': ..}``. Other keys stay as they are.
+    """
+    names = sorted((str(c) for c in classes), key=len, reverse=True)  # longest first: 'person' before 'son'
+
+    def split(key: str) -> Optional[Tuple[str, str]]:
+        for name in names:
+            for sep in ('.', '_', '/'):
+                if key.endswith(sep + name) and len(key) > len(name) + 1:
+                    return key[:-len(name) - 1], name
+        return None
+    out: Dict[str, Any] = {}
+    for key, value in metrics.items():
+        parts = split(key)
+        if parts and parts[0] not in metrics and isinstance(out.get(parts[0], {}), dict):
+            out.setdefault(parts[0], {})[parts[1]] = value
+        else:
+            out[key] = value
+    return out

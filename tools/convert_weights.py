@@ -1,6 +1,8 @@
 #!/usr/bin/env python
 """Convert a torchvision checkpoint (a state dict) into one of our models' checkpoints.
 
+Every source tensor must be used and the result must fit our model of that architecture exactly (keys and shapes;
+the class count is read from the source), otherwise nothing is written and the error names the keys.
 The result is ``{'state_dict': ..., 'meta': {...}}`` and loads with ``tasks.build_model(config, DST)`` (or as a
 backbone's ``init_weights(DST)``). The source is read with ``weights_only=True``: nothing in it can run code.
 """
@@ -12,7 +14,9 @@ import os.path as osp
 import data  # noqa: F401
 import tasks  # noqa: F401  (task packages register their converters)
 from backbones.checkpoint_io import safe_load, state_dict_of
-from backbones.converters import WEIGHT_CONVERTERS
+from backbones.converters import CONVERTER_TARGETS, WEIGHT_CONVERTERS, convert_state_dict
+from tasks import build_model
+from tasks.cli import require_file
 from tasks.checkpoint import atomic_torch_save
 
 
@@ -27,10 +31,13 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    if not osp.isfile(args.src):
-        raise SystemExit(f'source checkpoint {args.src} does not exist')
+    require_file(args.src, 'source checkpoint')
     source = state_dict_of(safe_load(args.src))
-    converted = WEIGHT_CONVERTERS[args.arch](source)
+    expected = None
+    if args.arch in CONVERTER_TARGETS:  # the model the result must fit, key for key and shape for shape
+        expected = build_model(dict(default_scope='mobilevision', model=CONVERTER_TARGETS[args.arch](source)))
+        expected = expected.state_dict()
+    converted = convert_state_dict(args.arch, source, args.src, expected)
     atomic_torch_save({'state_dict': converted, 'meta': {'converted_from': osp.basename(args.src),
                                                          'arch': args.arch}}, args.dst)
     print(f'{args.arch}: {len(source)} tensors in {args.src} -> {len(converted)} tensors in {args.dst}')

@@ -13,8 +13,8 @@ from mmengine.runner import Runner
 
 import data  # noqa: F401
 import tasks  # noqa: F401
-from backbones.checkpoint_io import safe_load
-from tasks import load_config
+from tasks import build_model, load_config
+from tasks.cli import check_config_paths, group_per_class, json_safe, require_file
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -34,11 +34,12 @@ def main(argv=None) -> dict:
     if args.threads:
         import torch
         torch.set_num_threads(args.threads)
-    if not osp.isfile(args.checkpoint):
-        raise SystemExit(f'checkpoint {args.checkpoint} does not exist')
-    safe_load(args.checkpoint)  # a refused or unreadable checkpoint fails here, before the Runner starts
-    cfg = load_config(args.config)
+    # every check on the inputs runs before the Runner is built (and prints its environment dump)
+    cfg = load_config(require_file(args.config, 'config file'))
+    require_file(args.checkpoint, 'checkpoint')
     cfg.merge_from_dict(args.cfg_options)
+    build_model(cfg, args.checkpoint)  # an unreadable, refused or ill-fitting checkpoint fails here, strictly
+    check_config_paths(cfg, ('test_dataloader', 'test_evaluator'), f'config {args.config}')
     cfg.work_dir = args.work_dir or tempfile.mkdtemp(prefix='mobilevision_test_')
     cfg.load_from = args.checkpoint
     cfg.resume = False
@@ -46,12 +47,14 @@ def main(argv=None) -> dict:
         cfg.pop(key, None)  # testing needs no training data
     runner = Runner.from_cfg(cfg)
     metrics = runner.test()
-    metrics = {k: float(v) if isinstance(v, (int, float)) else v for k, v in metrics.items()}
-    print(json.dumps(metrics, indent=2))
+    classes = (getattr(runner.test_dataloader.dataset, 'metainfo', None) or {}).get('classes') or ()
+    metrics = json_safe(group_per_class(metrics, classes))  # NaN -> null, per-class entries keyed by class name
+    text = json.dumps(metrics, indent=2, allow_nan=False)
+    print(text)
     if args.out:
         os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
         with open(args.out, 'w') as f:
-            json.dump(metrics, f, indent=2)
+            f.write(text + '\n')
     return metrics
 
 

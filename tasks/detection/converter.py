@@ -13,9 +13,13 @@ import re
 from collections import OrderedDict
 from typing import Dict
 
+from pathlib import Path
+
 from torch import Tensor
 
 from backbones.converters import register_converter, torchvision_mobilenet_to_ours
+
+CONFIG = Path(__file__).resolve().parents[2] / 'configs' / 'ssdlite_mobilenetv3-large_660e_coco.py'
 
 _FIRST = re.compile(r'^backbone\.features\.0\.(\d+)\.(.+)$')
 _SECOND = re.compile(r'^backbone\.features\.1\.(\d+)\.(.+)$')
@@ -46,7 +50,24 @@ def _backbone_as_mobilenet(state_dict: Dict[str, Tensor]) -> Dict[str, Tensor]:
     return out
 
 
-@register_converter('ssdlite320_mobilenet_v3_large')
+def ssdlite_target(state_dict: Dict[str, Tensor]) -> dict:
+    """Our SSDLite320 model config (``configs/ssdlite_mobilenetv3-large_660e_coco.py``) sized for the source.
+
+    torchvision's COCO checkpoint has 91 class columns (our ``num_classes=90`` + background); a checkpoint with
+    another count gets a model with that count and no COCO label map.
+    """
+    from mmengine.config import Config
+    model = Config.fromfile(str(CONFIG)).model.to_dict()
+    columns = state_dict.get('head.classification_head.module_list.0.1.weight')
+    anchors = state_dict.get('head.regression_head.module_list.0.1.weight')
+    if isinstance(columns, Tensor) and isinstance(anchors, Tensor) and anchors.shape[0] % 4 == 0:
+        num_classes = int(columns.shape[0]) // (int(anchors.shape[0]) // 4) - 1
+        if num_classes != model['num_classes']:
+            model.update(num_classes=num_classes, label_map=None, classes=None, cat_ids=None)
+    return model
+
+
+@register_converter('ssdlite320_mobilenet_v3_large', target=ssdlite_target)
 def torchvision_ssdlite_to_ours(state_dict: Dict[str, Tensor]) -> Dict[str, Tensor]:
     """A torchvision ``ssdlite320_mobilenet_v3_large`` state dict -> our ``Detector`` state dict."""
     out: Dict[str, Tensor] = torchvision_mobilenet_to_ours(_backbone_as_mobilenet(state_dict), prefix='backbone.')

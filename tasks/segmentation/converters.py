@@ -10,11 +10,29 @@ import re
 from collections import OrderedDict
 from typing import Dict, List, Tuple
 
+from pathlib import Path
+
 from torch import Tensor
 
 from backbones.converters import register_converter, torchvision_mobilenet_to_ours
 
 StateDict = Dict[str, Tensor]
+CONFIGS = Path(__file__).resolve().parents[2] / 'configs'
+
+
+def _segmentor_target(config: str, classifier: str):
+    """The model config of ``configs/<config>`` with the source's class count (and no auxiliary head when the
+    source has none)."""
+    def target(state_dict: StateDict) -> dict:
+        from mmengine.config import Config
+        model = Config.fromfile(str(CONFIGS / config)).model.to_dict()
+        weight = state_dict.get(classifier)
+        if isinstance(weight, Tensor):
+            model['num_classes'] = int(weight.shape[0])
+        if model.get('aux_head') is not None and not any(k.startswith('aux_classifier.') for k in state_dict):
+            model['aux_head'] = None
+        return model
+    return target
 
 # (torchvision pattern, our replacement); BN/conv sub-keys follow the matched prefix unchanged
 _DEEPLAB_HEAD: List[Tuple[str, str]] = [
@@ -62,7 +80,8 @@ def _rename(rest: StateDict, table: List[Tuple[str, str]], pooling_branch: int =
     return out
 
 
-@register_converter('deeplabv3_mobilenet_v3_large')
+@register_converter('deeplabv3_mobilenet_v3_large',
+                    target=_segmentor_target('deeplabv3_mobilenetv3-large_30e_coco-voc.py', 'classifier.4.weight'))
 def deeplabv3_mobilenet_v3_large_to_ours(state_dict: StateDict) -> StateDict:
     """torchvision DeepLabV3-MobileNetV3-Large (with or without ``aux_classifier``) -> our Segmentor."""
     backbone, rest = _split_backbone(state_dict)
@@ -72,7 +91,9 @@ def deeplabv3_mobilenet_v3_large_to_ours(state_dict: StateDict) -> StateDict:
     return out
 
 
-@register_converter('lraspp_mobilenet_v3_large')
+@register_converter('lraspp_mobilenet_v3_large',
+                    target=_segmentor_target('lraspp_mobilenetv3-large_30e_coco-voc.py',
+                                             'classifier.low_classifier.weight'))
 def lraspp_mobilenet_v3_large_to_ours(state_dict: StateDict) -> StateDict:
     """torchvision LR-ASPP-MobileNetV3-Large -> our Segmentor."""
     backbone, rest = _split_backbone(state_dict)
