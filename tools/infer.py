@@ -116,7 +116,7 @@ def plan_pictures(files: List[str], out_dir: str) -> List[Tuple[str, str]]:
     return plan
 
 
-class Runner:
+class InferenceRun:
     """What one ``tools/infer.py`` run writes: pictures, raw results, the detections json, counts for the log."""
 
     def __init__(self, inferencer: Inferencer, args: argparse.Namespace) -> None:
@@ -279,19 +279,19 @@ def main(argv=None) -> List[str]:
     inferencer = Inferencer(args.config, args.checkpoint, device=args.device)
     files = collect_inputs(args.input, inferencer)
     os.makedirs(args.output, exist_ok=True)
-    runner = Runner(inferencer, args)
+    run = InferenceRun(inferencer, args)
     written: List[str] = []
     with protected_files(files):
         plan = [(f, name, picture) for f, (name, picture) in zip(files, plan_pictures(files, args.output))]
         for path, name, _ in plan:
             if is_video(path):
-                written += runner.run_video(path, name)
+                written += run.run_video(path, name)
         images = [p for p in plan if not is_video(p[0])]
         if images:
-            written += runner.run_images(images)
-        written += runner.finish()
-    if runner.boxes:
-        print(f'drew {runner.drawn} of {runner.boxes} detections (score >= {args.score_thr:.2f})')
+            written += run.run_images(images)
+        written += run.finish()
+    if run.boxes:
+        print(f'drew {run.drawn} of {run.boxes} detections (score >= {args.score_thr:.2f})')
     return written
 
 

@@ -6,24 +6,14 @@ from typing import Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
+from .panels import label_scale, line_width, put_label
+
 
 def palette(n: int) -> np.ndarray:
     """``n`` distinct RGB colours (golden-ratio hues, full saturation)."""
     hues = (np.arange(max(n, 1)) * 0.618033988749895 % 1.0 * 180).astype(np.uint8)
     hsv = np.stack([hues, np.full_like(hues, 200), np.full_like(hues, 255)], -1)[None]
     return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0]
-
-
-def line_width(shape: Sequence[int]) -> int:
-    """Box line width in pixels for an image of ``shape`` (H, W, ...): 2 px for a 640-pixel longer side,
-    proportional above and below, at least 1 px, so boxes look alike on a thumbnail and on a 4K frame."""
-    return max(1, int(round(max(shape[:2]) / 320)))
-
-
-def label_scale(shape: Sequence[int]) -> float:
-    """OpenCV font scale of the labels: 0.5 (about 11 px high) for a 640-pixel longer side, proportional, at least
-    0.35 so the text stays legible on small images."""
-    return max(0.35, max(shape[:2]) / 1280)
 
 
 def draw_boxes(image: np.ndarray, bboxes: np.ndarray, labels: np.ndarray, scores: Optional[np.ndarray] = None,
@@ -65,7 +55,6 @@ def draw_detections(image: np.ndarray, result: dict, score_thr: float,
 
     Returns ``(picture, drawn, total)``.
     """
-    from .panels import put_label
     scores = np.asarray(result['scores'], np.float32).reshape(-1)
     keep = scores >= score_thr
     picture = draw_boxes(image, np.asarray(result['bboxes']).reshape(-1, 4)[keep],

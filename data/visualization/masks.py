@@ -95,8 +95,9 @@ def draw_segmentation(image: np.ndarray, seg: np.ndarray, palette: Sequence[Colo
     out[painted] = (1 - alpha) * out[painted] + alpha * colors[painted]
     out = np.clip(np.round(out), 0, 255).astype(np.uint8)
     if legend:
+        from .panels import label_scale
         present = [int(c) for c in np.unique(seg) if c != ignore_index]
-        draw_legend(out, present, names, palette)
+        draw_legend(out, present, names, palette, scale=label_scale(out.shape, 0.45))
     return out
 
 

@@ -7,6 +7,18 @@ import cv2
 import numpy as np
 
 
+def line_width(shape: Sequence[int]) -> int:
+    """Line width in pixels for an image of ``shape`` (H, W, ...): 2 px for a 640-pixel longer side,
+    proportional above and below, at least 1 px, so drawings look alike on a thumbnail and on a 4K frame."""
+    return max(1, int(round(max(shape[:2]) / 320)))
+
+
+def label_scale(shape: Sequence[int], minimum: float = 0.35) -> float:
+    """OpenCV font scale of labels: 0.5 (about 11 px high) for a 640-pixel longer side, proportional, at least
+    ``minimum`` so the text stays legible on small images."""
+    return max(minimum, max(shape[:2]) / 1280)
+
+
 def put_label(image: np.ndarray, text: str, origin=(6, 6), scale: float = 0.5, thickness: int = 1) -> np.ndarray:
     """Write ``text`` in white on a dark box at ``origin`` (its top-left corner) of an RGB image (in place,
     returned); a negative ``origin`` y counts from the bottom edge."""
@@ -21,12 +33,13 @@ def put_label(image: np.ndarray, text: str, origin=(6, 6), scale: float = 0.5, t
 
 
 def label_panels(images: Sequence[np.ndarray], labels: Sequence[str], gap: int = 4) -> np.ndarray:
-    """Place RGB images of one height side by side with a label on each."""
+    """Place RGB images of one height side by side with a label on each (text size follows the panel size)."""
     height = max(im.shape[0] for im in images)
     panels = []
     for image, label in zip(images, labels):
         panel = np.zeros((height, image.shape[1], 3), np.uint8)
         panel[:image.shape[0]] = image if image.ndim == 3 else image[..., None]
-        panels.append(put_label(panel, label))
+        panels.append(put_label(panel, label, scale=label_scale(panel.shape, 0.5),
+                                thickness=max(1, line_width(panel.shape) // 2)))
         panels.append(np.full((height, gap, 3), 255, np.uint8))
     return np.concatenate(panels[:-1], axis=1)

@@ -232,6 +232,9 @@ def test_detection_raw_output_is_one_coco_json_scored_by_evaluate_coco(tmp_path,
     scores = [evaluate.main(['--metric', 'coco', '--ann-file', str(ann_file), str(tmp_path / run / 'detections.json')])
               for run in ('stems', 'ids')]
     assert scores[0] == scores[1] and len(scores[0]['bbox']) == 12
+    stray = COCO8 / 'images' / 'train' / '000000000009.jpg'  # not an image of the val json
+    with pytest.raises(ValueError, match=f'{stray}: no image of {ann_file} has this file name'):
+        infer.main(base[:3] + [str(stray), '--save-raw', '--output', str(tmp_path / 'x'), '--ann-file', str(ann_file)])
 
 
 def test_evaluate_coco_maps_file_stems_to_the_ground_truth_ids(tmp_path):
