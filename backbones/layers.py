@@ -5,6 +5,7 @@ the optional squeeze-excitation and hard-swish variant is MobileNetV3 (Howard et
 """
 from __future__ import annotations
 
+import math
 from functools import partial
 from typing import Callable, Optional, Union
 
@@ -20,9 +21,20 @@ _NORMS = {'bn': nn.BatchNorm2d, 'batchnorm': nn.BatchNorm2d, 'syncbn': nn.SyncBa
           'in': nn.InstanceNorm2d, 'gn': partial(nn.GroupNorm, 8)}
 
 
-def make_divisible(value: float, divisor: int = 8, min_value: Optional[int] = None) -> int:
-    """Round a channel count to a multiple of ``divisor`` without losing more than 10% (MobileNetV2, sec. 6.1)."""
+def make_divisible(value: float, divisor: int = 8, min_value: Optional[int] = None, round_up: bool = False,
+                   scale: float = 1.0, cap: Optional[float] = None) -> int:
+    """Round a channel count to a multiple of ``divisor`` without losing more than 10% (MobileNetV2, sec. 6.1).
+
+    ``value`` is first capped at ``cap`` (when given) and then multiplied by ``scale``. ``round_up=True`` rounds
+    up to the next multiple instead (LeYOLO's width scaling: ``cap=576``, "channels rounded up to a multiple of 8";
+    MobileNet's round-to-nearest gives other widths). The defaults keep the MobileNet behaviour.
+    """
+    if cap is not None:
+        value = min(value, cap)
+    value = value * scale
     min_value = divisor if min_value is None else min_value
+    if round_up:
+        return max(min_value, int(math.ceil(value / divisor - 1e-9)) * divisor)
     rounded = max(min_value, int(value + divisor / 2) // divisor * divisor)
     if rounded < 0.9 * value:
         rounded += divisor
@@ -102,3 +114,25 @@ class InvertedResidual(nn.Module):
         if self.use_residual:
             out += x  # in place: the projection's output is not needed by its own backward
         return (out, expanded) if return_expanded else out
+
+
+class SPPF(nn.Module):
+    """Fast spatial pyramid pooling (YOLOv5/v8 design, as LeYOLO uses it): 1x1 conv to half the channels, three
+    chained ``k x k`` stride-1 max-pools (receptive fields 5, 9, 13 for ``k=5``), concatenation of the four maps,
+    1x1 conv to ``out_channels``; norm and activation after both convolutions."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 5,
+                 norm_layer: LayerFactory = nn.BatchNorm2d, act_layer: LayerFactory = nn.SiLU) -> None:
+        super().__init__()
+        hidden = in_channels // 2
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.reduce = Conv2dNormActivation(in_channels, hidden, 1, norm_layer=norm_layer, activation_layer=act_layer)
+        self.pool = nn.MaxPool2d(kernel_size, stride=1, padding=kernel_size // 2)
+        self.fuse = Conv2dNormActivation(4 * hidden, out_channels, 1, norm_layer=norm_layer,
+                                         activation_layer=act_layer)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        maps = [self.reduce(x)]
+        for _ in range(3):
+            maps.append(self.pool(maps[-1]))
+        return self.fuse(torch.cat(maps, 1))

@@ -5,5 +5,6 @@ from .classification import LinearClsHead
 from .nnconv5 import NNConv5Decoder
 from .unet3d import UNet3dHead
 from . import deeplab, lraspp, ssdlite  # noqa: F401  (register the segmentation and detection heads)
+from .yolo import YOLOHead
 
-__all__ = ['HEADS', 'SubPixelHead', 'LinearClsHead', 'NNConv5Decoder', 'UNet3dHead']
+__all__ = ['HEADS', 'SubPixelHead', 'LinearClsHead', 'NNConv5Decoder', 'UNet3dHead', 'YOLOHead']
