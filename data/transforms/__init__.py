@@ -17,3 +17,6 @@ __all__ = ['rgb_to_y', 'rgb_to_ycbcr', 'ycbcr_to_rgb', 'bicubic_downscale', 'bic
 from .yolo_aug import HSVJitter, Mosaic, RandomAffine, filter_boxes, yolo_train_pipeline  # noqa: E402
 
 __all__ += ['HSVJitter', 'Mosaic', 'RandomAffine', 'filter_boxes', 'yolo_train_pipeline']
+from .letterbox import LetterBox, letterbox_params, letterbox_to_original  # noqa: E402
+
+__all__ += ['LetterBox', 'letterbox_params', 'letterbox_to_original']

@@ -3,3 +3,5 @@ from .coder import bbox_to_distance, dfl_expectation, distance_to_bbox, make_anc
 from .assigner import TaskAlignedAssigner
 from .loss import YOLOLoss, distribution_focal_loss
 from .hooks import CloseMosaicHook
+from .postprocess import YOLOPostProcessor
+from .model import YOLODetector, decode_head_outputs, flatten_head_outputs, to_original
