@@ -5,11 +5,16 @@ MACs are counted by ``torch.utils.flop_counter.FlopCounterMode`` on the tensor m
 products; MACs = FLOPs / 2). Latency is the median and 90th percentile of ``--runs`` timed calls after
 ``--warmup`` untimed ones, for the tensor mode and for the whole predict path (data preprocessor, network and
 post-processing on a random input of the same size).
+
+``--memory`` measures instead the peak resident set size of the predict path: a fresh child process (spawned, so
+nothing of this process counts) builds the model, runs the predict path once on a random input of ``--shape`` and
+reports its own ``resource.getrusage(RUSAGE_SELF).ru_maxrss`` before and after the call.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 from typing import Optional, Sequence
 
 import numpy as np
@@ -18,6 +23,7 @@ import torch
 import data  # noqa: F401
 import tasks  # noqa: F401
 from tasks import build_model, load_config
+from tasks.cli import require_file
 from tasks.profiling import count_macs, count_parameters, time_calls
 
 
@@ -36,10 +42,11 @@ def benchmark(config, shape: Optional[Sequence[int]] = None, runs: int = 50, war
               threads: Optional[int] = None, predict: bool = True) -> dict:
     if threads:
         torch.set_num_threads(threads)
-    cfg = load_config(config)
+    cfg = load_config(require_file(os.fspath(config), 'config file') if isinstance(config, (str, os.PathLike))
+                      else config)
     shape = tuple(shape or cfg.get('benchmark_shape') or ())
     if not shape:
-        raise SystemExit('no --shape given and the config has no benchmark_shape')
+        raise ValueError(f'no --shape given and the config {config} has no benchmark_shape')
     model = build_model(cfg)
     example = torch.randn(1, *shape)
     report = dict(config=str(config), input_shape=[1, *shape], threads=torch.get_num_threads(),
@@ -74,11 +81,41 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--threads', type=int, help='torch CPU threads (default: torch default)')
     parser.add_argument('--no-predict', action='store_true', help='time the tensor mode only')
     parser.add_argument('--json', action='store_true', help='print one JSON object')
+    parser.add_argument('--memory', action='store_true', help='report the peak RSS of one predict call (in a child '
+                        'process) instead of parameters, MACs and latency')
     return parser.parse_args(argv)
+
+
+def memory(config, shape: Optional[Sequence[int]] = None, threads: Optional[int] = None) -> dict:
+    """Peak RSS of the predict path (``tasks.profiling.predict_peak_rss``) at ``shape`` or the benchmark shape."""
+    from tasks.profiling import predict_peak_rss
+    cfg = load_config(require_file(os.fspath(config), 'config file') if isinstance(config, (str, os.PathLike))
+                      else config)
+    shape = tuple(shape or cfg.get('benchmark_shape') or ())
+    if not shape:
+        raise ValueError(f'no --shape given and the config {config} has no benchmark_shape')
+    report = dict(config=str(config), input_shape=[1, *shape], threads=threads or torch.get_num_threads())
+    report['memory'] = predict_peak_rss(config, shape, threads)
+    return report
+
+
+def print_memory(report: dict) -> None:
+    m = report['memory']
+    print(f"{report['config']}  input {'x'.join(map(str, report['input_shape']))}  threads {report['threads']}")
+    print(f"  peak RSS        {m['peak_mb']:.0f} MiB (child process: imports, model, input and one predict call)")
+    print(f"  before predict  {m['before_predict_mb']:.0f} MiB;  the predict call adds {m['predict_mb']:.0f} MiB "
+          f"({m['seconds']:.1f} s)")
 
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
+    if args.memory:
+        report = memory(args.config, args.shape, args.threads)
+        if args.json:
+            print(json.dumps(report))
+        else:
+            print_memory(report)
+        return report
     report = benchmark(args.config, args.shape, args.runs, args.warmup, args.threads, not args.no_predict)
     if args.json:
         print(json.dumps(report))

@@ -19,6 +19,7 @@ from torch import nn
 import data  # noqa: F401
 import tasks  # noqa: F401
 from tasks import build_model, load_config
+from tasks.cli import require_file
 
 
 class TensorMode(nn.Module):
@@ -54,6 +55,24 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--dynamic', action='store_true', help='dynamic batch and spatial size')
     parser.add_argument('--rtol', type=float, default=1e-4, help='tolerated difference relative to output scale')
     return parser.parse_args(argv)
+
+
+EXPORT_EXTRA = "pip install -e '.[export]'"
+
+
+def require_export_packages(legacy: bool = False) -> None:
+    """``RuntimeError`` naming the missing ONNX packages and the extra that installs them."""
+    import importlib
+    needed = ['onnx', 'onnxruntime'] + ([] if legacy else ['onnxscript'])  # onnxscript: the torch.export exporter
+    missing = []
+    for name in needed:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            missing.append(name)
+    if missing:
+        raise RuntimeError(f'ONNX export needs the package(s) {", ".join(missing)}, which are not installed: '
+                           f'install the export extra with {EXPORT_EXTRA}')
 
 
 def export(model: nn.Module, shape: Sequence[int], output: str, opset: int = 18, dynamic: bool = False,
@@ -100,12 +119,13 @@ def check_with_onnxruntime(path: str, example: torch.Tensor, reference: Sequence
 
 def main(argv=None) -> List[float]:
     args = parse_args(argv)
-    cfg = load_config(args.config)
+    cfg = load_config(require_file(args.config, 'config file'))
     shape = args.shape or cfg.get('benchmark_shape')
     if not shape:
-        raise SystemExit('no --shape given and the config has no benchmark_shape')
-    if args.checkpoint and not osp.isfile(args.checkpoint):
-        raise SystemExit(f'checkpoint {args.checkpoint} does not exist')
+        raise ValueError(f'no --shape given and the config {args.config} has no benchmark_shape')
+    if args.checkpoint:
+        require_file(args.checkpoint, 'checkpoint')
+    require_export_packages(args.legacy)
     model = build_model(cfg, args.checkpoint)
     example, reference = export(model, shape, args.output, args.opset, args.dynamic, args.legacy)
     print(f'wrote {args.output} ({osp.getsize(args.output) / 1e6:.2f} MB), input 1x{"x".join(map(str, shape))}')

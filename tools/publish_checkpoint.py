@@ -10,9 +10,12 @@ import argparse
 import hashlib
 import os.path as osp
 
+import torch
+
 import tasks  # noqa: F401
 from backbones.checkpoint_io import safe_load
 from tasks.checkpoint import atomic_torch_save
+from tasks.cli import require_file
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -24,11 +27,11 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> str:
     args = parse_args(argv)
-    if not osp.isfile(args.src):
-        raise SystemExit(f'checkpoint {args.src} does not exist')
-    checkpoint = safe_load(args.src)
-    if 'state_dict' not in checkpoint:
-        raise SystemExit(f'{args.src} has no state_dict')
+    checkpoint = safe_load(require_file(args.src, 'checkpoint'))
+    if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get('state_dict'), dict):
+        raise ValueError(f'checkpoint {args.src} has no state_dict (not a training checkpoint)')
+    if not any(isinstance(v, torch.Tensor) for v in checkpoint['state_dict'].values()):
+        raise ValueError(f'checkpoint {args.src} holds no tensors')
     meta = {k: v for k, v in checkpoint.get('meta', {}).items()
             if k in ('epoch', 'iter', 'seed', 'experiment_name', 'mmengine_version', 'time', 'cfg')}
     atomic_torch_save({'state_dict': checkpoint['state_dict'], 'meta': meta}, args.dst)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import math
 import os
 from typing import List, Optional, Sequence
 
@@ -19,13 +20,62 @@ from ..registry import DATASETS
 from .detection_base import DetectionDataset
 
 
-def load_coco(ann_file: str):
-    """A ``pycocotools.coco.COCO`` index of ``ann_file`` (its chatter silenced); errors name the file."""
-    from pycocotools.coco import COCO
-    dataset = read_json(ann_file, 'COCO annotation file')
+def validate_coco(dataset: dict, ann_file: str, for_evaluation: bool = False) -> None:
+    """The checks every reader of COCO ground truth applies (dataset, ``CocoMetric``, ``evaluate --metric coco``).
+
+    Raises ``ValueError`` naming ``ann_file``, the annotation id and the problem: no ``id``, an ``image_id`` not
+    in ``images``, a ``category_id`` not in ``categories``, a ``bbox`` that is not 4 finite numbers or has a
+    negative width or height. For evaluation (``for_evaluation``) COCOeval also needs ``area`` (>= 0) and reads
+    ``iscrowd`` (0 or 1).
+    """
     if not isinstance(dataset, dict) or 'images' not in dataset or 'categories' not in dataset:
         raise ValueError(f'{ann_file} is not a COCO annotation file: it needs "images" and "categories"')
+    for key in ('images', 'annotations', 'categories'):
+        if not isinstance(dataset.get(key, []), list):
+            raise ValueError(f'{ann_file}: "{key}" must be a list')
+    image_ids, cat_ids = set(), set()
+    for what, items, ids in (('image', dataset['images'], image_ids), ('category', dataset['categories'], cat_ids)):
+        for i, item in enumerate(items):
+            if not isinstance(item, dict) or 'id' not in item:
+                raise ValueError(f'{ann_file}: {what} entry {i} has no "id"')
+            if item['id'] in ids:
+                raise ValueError(f'{ann_file}: {what} id {item["id"]} appears twice')
+            ids.add(item['id'])
+    seen = set()
+    for i, ann in enumerate(dataset.get('annotations', [])):
+        if not isinstance(ann, dict) or 'id' not in ann:
+            raise ValueError(f'{ann_file}: annotation entry {i} has no "id"')
+        where = f'{ann_file}: annotation id {ann["id"]}'
+        if ann['id'] in seen:
+            raise ValueError(f'{where} appears twice')
+        seen.add(ann['id'])
+        if ann.get('image_id') not in image_ids:
+            raise ValueError(f'{where} has image_id {ann.get("image_id")}, which is not in "images"')
+        if ann.get('category_id') not in cat_ids:
+            raise ValueError(f'{where} has category_id {ann.get("category_id")}, which is not in "categories"')
+        box = ann.get('bbox')
+        if not isinstance(box, (list, tuple)) or len(box) != 4 or \
+                not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in box):
+            raise ValueError(f'{where} has bbox {box!r}; expected 4 finite numbers [x, y, width, height]')
+        if box[2] < 0 or box[3] < 0:
+            raise ValueError(f'{where} has a negative width or height in bbox {list(box)}')
+        if for_evaluation:
+            area = ann.get('area')
+            if not isinstance(area, (int, float)) or isinstance(area, bool) or not math.isfinite(area) or area < 0:
+                raise ValueError(f'{where} has area {area!r}; COCO evaluation needs a number >= 0')
+            if ann.get('iscrowd', 0) not in (0, 1):
+                raise ValueError(f'{where} has iscrowd {ann.get("iscrowd")!r}; expected 0 or 1')
+
+
+def load_coco(ann_file: str, for_evaluation: bool = False):
+    """A ``pycocotools.coco.COCO`` index of ``ann_file`` (its chatter silenced), checked by :func:`validate_coco`."""
+    from pycocotools.coco import COCO
+    dataset = read_json(ann_file, 'COCO annotation file')
+    validate_coco(dataset, ann_file, for_evaluation)
     dataset.setdefault('annotations', [])
+    if for_evaluation:
+        for ann in dataset['annotations']:
+            ann.setdefault('iscrowd', 0)  # COCOeval reads it; absent means not a crowd
     coco = COCO()
     coco.dataset = dataset
     with contextlib.redirect_stdout(io.StringIO()):
@@ -63,14 +113,9 @@ class CocoDetection(DetectionDataset):
         for img_id in sorted(coco.getImgIds()):
             info = coco.imgs[img_id]
             boxes, labels, flags, where = [], [], [], []
-            for ann in coco.imgToAnns.get(img_id, []):
-                if ann['category_id'] not in cats:
-                    raise ValueError(f'{self.coco_file}: annotation id {ann.get("id")} has category_id '
-                                     f'{ann["category_id"]}, which is not in "categories"')
+            for ann in coco.imgToAnns.get(img_id, []):  # checked by validate_coco in load_coco
                 if ann['category_id'] not in cat2label:  # not among the selected classes
                     continue
-                if len(ann.get('bbox', ())) != 4:
-                    raise ValueError(f'{self.coco_file}: annotation id {ann.get("id")} has no 4-number "bbox"')
                 x, y, w, h = (float(v) for v in ann['bbox'])
                 boxes.append([x, y, x + w, y + h])
                 labels.append(cat2label[ann['category_id']])

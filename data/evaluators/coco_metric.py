@@ -132,7 +132,7 @@ class CocoMetric(BaseMetric):
         if format_only and outfile_prefix is None:
             raise ValueError('format_only=True needs outfile_prefix to write the results to')
         self.ann_file, self.outfile_prefix, self.format_only = ann_file, outfile_prefix, format_only
-        self._coco_gt = load_coco(ann_file) if ann_file else None
+        self._coco_gt = load_coco(ann_file, for_evaluation=True) if ann_file else None
 
     def process(self, data_batch: Sequence[dict], data_samples: Sequence[dict]) -> None:
         batch = list(data_batch) if data_batch is not None else [{}] * len(data_samples)
@@ -221,7 +221,7 @@ class CocoScorer:
 
     @staticmethod
     def score(args) -> dict:
-        coco_gt = load_coco(args.ann_file)
+        coco_gt = load_coco(args.ann_file, for_evaluation=True)
         detections = load_coco_results(args.results)
         detections = resolve_image_ids(detections, coco_gt.dataset['images'], args.results)  # file stems -> ids
         try:

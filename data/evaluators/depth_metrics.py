@@ -16,7 +16,7 @@ from mmengine.evaluator import BaseMetric
 from mmengine.logging import MMLogger
 
 from ..registry import METRICS, OFFLINE_SCORERS
-from .offline import match_by_stem
+from .offline import match_by_stem, read_npy, squeeze_to
 
 METRIC_NAMES = ('RMSE', 'MAE', 'AbsRel', 'log10', 'delta1', 'delta2', 'delta3')
 # Eigen et al. (2014)'s evaluation crop of a 480x640 NYU frame: rows [45, 471), columns [41, 601)
@@ -133,9 +133,9 @@ class DepthScorer:
     def score(args: argparse.Namespace) -> dict:
         per_image = {}
         for pred_path, gt_path in match_by_stem(args.pred_dir, args.gt_dir, ('.npy',)):
-            pred, gt = np.load(pred_path), np.load(gt_path)
-            if pred.ndim == 3 and pred.shape[0] == 1:
-                pred = pred[0]
+            gt = read_npy(gt_path, 'ground-truth depth')
+            gt = gt.squeeze() if gt.ndim > 2 else gt  # 1xHxW ground truth is an HxW map
+            pred = squeeze_to(read_npy(pred_path, 'predicted depth'), gt.shape, str(pred_path))
             per_image[gt_path.stem] = depth_errors(pred, gt, getattr(args, 'max_depth', None),
                                                    getattr(args, 'eigen_crop', False),
                                                    getattr(args, 'min_depth', 1e-3), where=str(pred_path))

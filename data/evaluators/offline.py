@@ -34,6 +34,40 @@ def match_by_stem(pred_dir: str, gt_dir: str, suffixes: Tuple[str, ...]) -> List
     return [(preds[s], gts[s]) for s in sorted(gts)]
 
 
+def read_npy(path: Path, what: str = 'array') -> np.ndarray:
+    """A numeric ``.npy`` array; ``ValueError`` naming ``path`` for an empty, truncated, pickled or non-numpy file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f'{what} file {path} does not exist')
+    if path.stat().st_size == 0:
+        raise ValueError(f'{what} file {path} is empty (0 bytes)')
+    with open(path, 'rb') as f:
+        if f.read(6) != b'\x93NUMPY':  # the .npy magic string (NEP 1)
+            raise ValueError(f'{what} file {path} is not a .npy array (no NumPy header)')
+    try:
+        array = np.load(path, allow_pickle=False)
+    except ValueError as err:
+        if 'pickle' in str(err):  # object arrays need pickling, which could run code: never a depth map
+            raise ValueError(f'{what} file {path} holds Python objects, not a numeric array') from None
+        raise ValueError(f'{what} file {path} is not a .npy array: {err}') from None
+    except (OSError, EOFError) as err:
+        raise ValueError(f'{what} file {path} is not a .npy array (or is truncated): {err}') from None
+    if not isinstance(array, np.ndarray) or not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
+        raise ValueError(f'{what} file {path} is not a numeric array (dtype {getattr(array, "dtype", None)})')
+    return array
+
+
+def squeeze_to(pred: np.ndarray, shape: Tuple[int, ...], where: str) -> np.ndarray:
+    """``pred`` without its size-1 axes when that gives ``shape`` (a 1x1xHxW network output for an HxW map);
+    ``ValueError`` naming ``where`` for a real mismatch."""
+    if pred.shape == tuple(shape):
+        return pred
+    if tuple(d for d in pred.shape if d != 1) == tuple(d for d in shape if d != 1):
+        return pred.reshape(shape)
+    raise ValueError(f'{where}: prediction of shape {pred.shape} does not match the ground truth {tuple(shape)} '
+                     f'(size-1 axes aside)')
+
+
 @OFFLINE_SCORERS.register_module(name='psnr')
 class PSNRScorer:
     """PSNR/SSIM of SR output images against HR images (matched by stem), luma by default."""

@@ -1,0 +1,166 @@
+"""One error contract for the tools (issue 13, items 3, 10, 12): bad input ends with one ``error:`` line naming the
+file and exit status 2, found before mmengine's Runner prints its environment; valid JSON out of ``test.py``."""
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from tasks.cli import group_per_class, json_safe, run_cli
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / 'tools'))
+import benchmark  # noqa: E402
+import convert_weights  # noqa: E402
+import evaluate  # noqa: E402
+import export  # noqa: E402
+import publish_checkpoint  # noqa: E402
+import test as test_tool  # noqa: E402
+
+X2 = REPO / 'configs' / 'espcn_x2_500e_t91.py'
+X2_WEIGHTS = REPO / 'checkpoints' / 'espcn_x2_t91.pth'
+
+
+def error_line(capsys, main, argv) -> str:
+    """Run a tool's ``main`` as its ``__main__`` does; return its single stderr line (exit status must be 2)."""
+    with pytest.raises(SystemExit) as info:
+        run_cli(lambda: main(argv))
+    assert info.value.code == 2
+    out = capsys.readouterr()
+    lines = out.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith('error: '), out.err
+    assert 'System environment' not in out.out + out.err  # before the Runner's environment dump
+    return lines[0]
+
+
+# ----- item 12: missing files, named, exit 2 --------------------------------------------------------------------
+
+def test_missing_config_and_checkpoint(tmp_path, capsys):
+    missing = tmp_path / 'nope.py'
+    assert error_line(capsys, test_tool.main, [str(missing), str(X2_WEIGHTS)]) == \
+        f'error: config file {missing} does not exist'
+    ckpt = tmp_path / 'nope.pth'
+    assert error_line(capsys, test_tool.main, [str(X2), str(ckpt)]) == f'error: checkpoint {ckpt} does not exist'
+    assert error_line(capsys, export.main, [str(X2), str(ckpt), '--output', str(tmp_path / 'm.onnx')]) == \
+        f'error: checkpoint {ckpt} does not exist'
+    assert error_line(capsys, benchmark.main, [str(missing)]) == f'error: config file {missing} does not exist'
+    assert error_line(capsys, convert_weights.main, ['--arch', 'mobilenet_v2', str(ckpt), str(tmp_path / 'o.pth')]) \
+        == f'error: source checkpoint {ckpt} does not exist'
+    assert error_line(capsys, publish_checkpoint.main, [str(ckpt), str(tmp_path / 'o.pth')]) == \
+        f'error: checkpoint {ckpt} does not exist'
+    assert not (tmp_path / 'o.pth').exists()
+
+
+def test_test_tool_checks_the_dataset_before_the_runner(tmp_path, capsys):
+    line = error_line(capsys, test_tool.main, [str(X2), str(X2_WEIGHTS), '--cfg-options',
+                                               f'test_dataloader.dataset.data_root={tmp_path / "Set5"}'])
+    assert line == (f'error: config {X2}: test_dataloader.dataset.data_root = {tmp_path / "Set5"} does not exist')
+
+
+def test_publish_refuses_a_file_without_weights(tmp_path, capsys):
+    torch.save({'meta': {'epoch': 3}}, tmp_path / 'meta.pth')
+    assert error_line(capsys, publish_checkpoint.main, [str(tmp_path / 'meta.pth'), str(tmp_path / 'o.pth')]) == \
+        f'error: checkpoint {tmp_path / "meta.pth"} has no state_dict (not a training checkpoint)'
+
+
+def test_export_names_the_missing_onnx_package_and_the_extra(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, 'onnxscript', None)  # as if it were not installed
+    line = error_line(capsys, export.main, [str(X2), '--output', str(tmp_path / 'm.onnx')])
+    assert line == ("error: ONNX export needs the package(s) onnxscript, which are not installed: install the export "
+                    "extra with pip install -e '.[export]'")
+    assert not (tmp_path / 'm.onnx').exists()
+
+
+def test_metrics_json_has_class_names_as_keys_and_no_nan():
+    metrics = {'aAcc': np.float64(0.9), 'mIoU': 0.5, 'IoU.background': 0.8, 'IoU.cat': float('nan'),
+               'pascal_voc/AP_cat': np.float32(0.25), 'pascal_voc/mAP': 0.25}
+    grouped = json_safe(group_per_class(metrics, ['background', 'cat']))
+    assert grouped == {'aAcc': 0.9, 'mIoU': 0.5, 'IoU': {'background': 0.8, 'cat': None},
+                       'pascal_voc/AP': {'cat': 0.25}, 'pascal_voc/mAP': 0.25}
+    json.dumps(grouped, allow_nan=False)  # strict JSON
+
+
+@pytest.mark.slow
+def test_test_tool_writes_strict_json(tmp_path, assets):
+    set5 = tmp_path / 'Set5'
+    set5.mkdir()
+    (set5 / 'bird.png').write_bytes((assets / 'sr' / 'Set5' / 'bird.png').read_bytes())
+    test_tool.main([str(X2), str(X2_WEIGHTS), '--out', str(tmp_path / 'm.json'), '--work-dir', str(tmp_path / 'w'),
+                    '--cfg-options', f'test_dataloader.dataset.data_root={set5}'])
+    metrics = json.loads((tmp_path / 'm.json').read_text())
+    assert set(metrics) == {'sr/PSNR', 'sr/SSIM', 'sr/bicubic_PSNR', 'sr/bicubic_SSIM'}
+    assert metrics['sr/PSNR'] > metrics['sr/bicubic_PSNR'] + 1  # the trained x2 weights beat bicubic
+
+
+# ----- item 10: depth predictions as FastDepth writes them; unreadable .npy files ---------------------------------
+
+def _depth_folders(tmp_path, pred_shape):
+    gt = np.full((4, 6), 2.0, np.float32)
+    gt[0, 0] = 0  # invalid pixel
+    pred = np.full(pred_shape, 2.2, np.float32)
+    (tmp_path / 'gt').mkdir()
+    (tmp_path / 'pred').mkdir()
+    np.save(tmp_path / 'gt' / 'frame.npy', gt)
+    np.save(tmp_path / 'pred' / 'frame.npy', pred)
+    return ['--metric', 'depth', '--pred-dir', str(tmp_path / 'pred'), '--gt-dir', str(tmp_path / 'gt')]
+
+
+def test_depth_scores_1x1xHxW_predictions(tmp_path):
+    metrics = evaluate.main(_depth_folders(tmp_path, (1, 1, 4, 6)))
+    assert metrics['num_images'] == 1
+    assert metrics['RMSE'] == pytest.approx(0.2, rel=1e-6) and metrics['AbsRel'] == pytest.approx(0.1, rel=1e-6)
+    assert metrics['delta1'] == 1.0
+
+
+def test_depth_refuses_real_shape_mismatches_and_bad_files(tmp_path, capsys):
+    argv = _depth_folders(tmp_path, (1, 4, 5))
+    pred = tmp_path / 'pred' / 'frame.npy'
+    assert error_line(capsys, evaluate.main, argv) == \
+        f'error: {pred}: prediction of shape (1, 4, 5) does not match the ground truth (4, 6) (size-1 axes aside)'
+    pred.write_bytes(b'')
+    assert error_line(capsys, evaluate.main, argv) == f'error: predicted depth file {pred} is empty (0 bytes)'
+    pred.write_text('depth in metres: 2.5')
+    assert error_line(capsys, evaluate.main, argv).startswith(f'error: predicted depth file {pred} is not a .npy')
+    np.save(pred, np.array([{'depth': 1}], dtype=object), allow_pickle=True)
+    line = error_line(capsys, evaluate.main, argv)
+    assert line == f'error: predicted depth file {pred} holds Python objects, not a numeric array'
+    assert 'allow_pickle' not in line
+
+
+# ----- item 3: one validation of COCO ground truth for the dataset reader and the offline scorer ------------------
+
+def _coco_gt(tmp_path, bbox, category_id=1):
+    gt = dict(images=[dict(id=1, file_name='a.png', height=40, width=40)],
+              annotations=[dict(id=7, image_id=1, category_id=category_id, bbox=bbox, area=100.0, iscrowd=0)],
+              categories=[dict(id=1, name='cat')])
+    (tmp_path / 'gt.json').write_text(json.dumps(gt))
+    (tmp_path / 'res.json').write_text(json.dumps([dict(image_id=1, category_id=1, bbox=[0, 0, 10, 10], score=0.9)]))
+    return ['--metric', 'coco', '--ann-file', str(tmp_path / 'gt.json'), str(tmp_path / 'res.json')]
+
+
+@pytest.mark.parametrize('bbox,category_id,problem', [
+    ([0, 0, 10, 10], 3, 'has category_id 3, which is not in "categories"'),
+    ([5, 5, -4, 10], 1, 'has a negative width or height in bbox [5, 5, -4, 10]'),
+])
+def test_coco_ground_truth_rejected_alike_by_evaluate_and_the_dataset(tmp_path, capsys, bbox, category_id, problem):
+    from data.datasets import CocoDetection
+    argv = _coco_gt(tmp_path, bbox, category_id)
+    expected = f'{tmp_path / "gt.json"}: annotation id 7 {problem}'
+    assert error_line(capsys, evaluate.main, argv) == f'error: {expected}'
+    with pytest.raises(ValueError) as info:
+        CocoDetection(str(tmp_path / 'gt.json'), str(tmp_path))
+    assert str(info.value) == expected
+
+
+def test_coco_evaluation_needs_area(tmp_path, capsys):
+    argv = _coco_gt(tmp_path, [0, 0, 10, 10])
+    gt = json.loads((tmp_path / 'gt.json').read_text())
+    del gt['annotations'][0]['area']
+    (tmp_path / 'gt.json').write_text(json.dumps(gt))
+    assert error_line(capsys, evaluate.main, argv) == \
+        f'error: {tmp_path / "gt.json"}: annotation id 7 has area None; COCO evaluation needs a number >= 0'
+    gt['annotations'][0]['area'] = 100.0
+    (tmp_path / 'gt.json').write_text(json.dumps(gt))
+    assert evaluate.main(argv)['bbox'][0] == pytest.approx(1.0)  # the same box: AP 1
