@@ -1,11 +1,18 @@
 # Reversible 3D U-Net with mobile inverted bottlenecks (Pendse et al.) on BraTS (2020-style case folders).
 # The BraTS data is not shipped: point `data_root` at the training folder (one folder per case holding
-# <case>_{t1,t1ce,t2,flair,seg}.nii.gz) and list the validation cases in `val_cases` (a text file, one a line).
+# <case>_{t1,t1ce,t2,flair,seg}.nii.gz).
+# Validation is on held-out cases: by default the case folders are split 80/20 by case id (sorted ids shuffled with
+# seed `split_seed`, data.datasets.brats.split_cases; BraTS 2020's 369 training cases -> 295 train / 74 val), the
+# same split on every machine. To record it or edit it: data.datasets.brats.write_split(data_root, 'brats_split')
+# writes brats_split/{train,val}.txt, which `train_cases` / `val_cases` accept (a list or a text file, one case a
+# line). Lists that share a case are refused when the datasets are built, naming the shared cases.
 _base_ = ['./_base_/default_runtime.py']
 datasets_root = '{{$MOBILEVISION_DATA:{{ fileDirname }}/../datasets}}'  # or $MOBILEVISION_DATA
 data_root = datasets_root + '/brats/MICCAI_BraTS2020_TrainingData'
-train_cases = None          # None: every case folder under data_root
-val_cases = None
+train_cases = None          # None: the 'train' part of the held-out split
+val_cases = None            # None: the 'val' part
+val_fraction = 0.2
+split_seed = 0
 patch_size = (128, 128, 128)
 reversible = True
 model = dict(
@@ -21,7 +28,8 @@ train_dataloader = dict(
     batch_size=1, num_workers=2, persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=True),
     collate_fn=dict(type='mobilevision.sample_list_collate'),
-    dataset=dict(type='BraTSDataset', data_root=data_root, cases=train_cases,
+    dataset=dict(type='BraTSDataset', data_root=data_root, cases=train_cases, split='train', other_cases=val_cases,
+                 val_fraction=val_fraction, split_seed=split_seed,
                  pipeline=[dict(type='RandomVolumePatch', patch_size=patch_size, fg_ratio=0.33),
                            dict(type='RandomVolumeFlip', prob=0.5),
                            dict(type='RandomIntensityShiftScale', shift=0.1, scale=0.1)]))
@@ -29,7 +37,8 @@ val_dataloader = dict(
     batch_size=1, num_workers=1, persistent_workers=False,
     sampler=dict(type='DefaultSampler', shuffle=False),
     collate_fn=dict(type='mobilevision.sample_list_collate'),
-    dataset=dict(type='BraTSDataset', data_root=data_root, cases=val_cases))
+    dataset=dict(type='BraTSDataset', data_root=data_root, cases=val_cases, split='val', other_cases=train_cases,
+                 val_fraction=val_fraction, split_seed=split_seed))
 test_dataloader = val_dataloader
 val_evaluator = dict(type='BraTSMetric')
 test_evaluator = val_evaluator

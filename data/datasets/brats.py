@@ -228,6 +228,72 @@ def find_cases(data_root: Union[str, Path]) -> List[Path]:
         f.name.lower().endswith(NIFTI_SUFFIXES) for f in p.iterdir())]
 
 
+def split_cases(case_ids: Sequence[str], val_fraction: float = 0.2, seed: int = 0) -> Dict[str, List[str]]:
+    """Deterministic held-out split: ``{'train': [...], 'val': [...]}``, both sorted, disjoint, covering the ids.
+
+    The ids are sorted, shuffled by NumPy's ``default_rng(seed)`` and the first ``round(val_fraction * n)`` (at
+    least 1 when there are two or more cases) become validation cases: the same ids give the same split on every
+    machine and run, whatever order the file system lists them in (80/20 by default, the usual BraTS hold-out).
+    """
+    if not 0 < val_fraction < 1:
+        raise ValueError(f'val_fraction must be in (0, 1), got {val_fraction}')
+    ids = sorted(set(case_ids))
+    if len(ids) != len(case_ids):
+        dupes = sorted({c for c in case_ids if list(case_ids).count(c) > 1})
+        raise ValueError(f'duplicate case ids: {dupes[:5]}')
+    order = np.random.default_rng(seed).permutation(len(ids))
+    n_val = min(len(ids) - 1, max(1, int(round(val_fraction * len(ids))))) if len(ids) > 1 else 0
+    val = {ids[i] for i in order[:n_val]}
+    return dict(train=[c for c in ids if c not in val], val=sorted(val))
+
+
+def read_case_list(cases: Union[str, Sequence[str]]) -> List[str]:
+    """Case names from a list or a text file (one a line, blank lines skipped)."""
+    if isinstance(cases, (str, os.PathLike)):
+        if not os.path.isfile(cases):
+            raise FileNotFoundError(f'BraTS case list {cases} does not exist')
+        with open(cases) as f:
+            return [line.strip() for line in f if line.strip()]
+    return [str(c) for c in cases]
+
+
+def resolve_cases(data_root: Union[str, Path], cases: Union[None, str, Sequence[str]] = None,
+                  split: Optional[str] = None, val_fraction: float = 0.2, split_seed: int = 0) -> List[str]:
+    """The case names a dataset reads: ``cases`` (a list or a list file) when given, else the ``split`` part
+    ('train' or 'val') of :func:`split_cases` over the case folders of ``data_root``, else every case folder."""
+    if cases is not None:
+        return read_case_list(cases)
+    names = [p.name for p in find_cases(data_root)]
+    if split is None:
+        return names
+    if split not in ('train', 'val'):
+        raise ValueError(f"split must be 'train', 'val' or None, got {split!r}")
+    return split_cases(names, val_fraction, split_seed)[split]
+
+
+def write_split(data_root: Union[str, Path], out_dir: Union[str, Path], val_fraction: float = 0.2,
+                split_seed: int = 0) -> Dict[str, str]:
+    """Write the held-out split of ``data_root``'s case folders as ``out_dir/{train,val}.txt`` (one case a line),
+    to record it or to pass the files as ``train_cases`` / ``val_cases``; returns the two paths."""
+    parts = split_cases([p.name for p in find_cases(data_root)], val_fraction, split_seed)
+    os.makedirs(out_dir, exist_ok=True)
+    paths = {}
+    for name, cases in parts.items():
+        paths[name] = os.path.join(os.fspath(out_dir), f'{name}.txt')
+        with open(paths[name], 'w') as f:
+            f.write(''.join(f'{c}\n' for c in cases))
+    return paths
+
+
+def check_disjoint(train_cases: Sequence[str], val_cases: Sequence[str], where: str = '') -> None:
+    """Refuse validation cases that are also training cases (validating on training data), naming them."""
+    overlap = sorted(set(train_cases) & set(val_cases))
+    if overlap:
+        shown = ', '.join(overlap[:10]) + (f' and {len(overlap) - 10} more' if len(overlap) > 10 else '')
+        raise ValueError(f'{where}{len(overlap)} BraTS case(s) are in both the training and the validation list: '
+                         f'{shown}; give disjoint lists (or leave both None for the held-out split)')
+
+
 def build_pipeline(pipeline: Optional[Sequence[Union[dict, Callable]]]) -> List[Callable]:
     return [TRANSFORMS.build(t) if isinstance(t, dict) else t for t in (pipeline or [])]
 
@@ -261,24 +327,31 @@ class _VolumeDataset(Dataset):
 class BraTSDataset(_VolumeDataset):
     """Case folders under ``data_root`` (or the names listed in ``cases``, a list or a text file, one a line).
 
-    ``cache=True`` keeps loaded cases in memory (a BraTS case is about 140 MB as float32).
+    ``split='train'`` / ``'val'`` (with ``cases=None``) reads one part of the deterministic held-out split of the
+    case folders (:func:`split_cases`: ``val_fraction``, ``split_seed``). ``other_cases`` names the cases of the
+    other part the same way (None: the other part of the split, or nothing without ``split``): any case in both is
+    an error naming it, so a config cannot validate on its training cases. ``cache=True`` keeps loaded cases in
+    memory (a BraTS case is about 140 MB as float32).
     """
 
     def __init__(self, data_root: str, pipeline: Optional[Sequence] = None, cases: Union[None, str, Sequence[str]] = None,
                  with_seg: bool = True, num_samples: Optional[int] = None, cache: bool = False,
-                 canonical: bool = False) -> None:
+                 canonical: bool = False, split: Optional[str] = None, val_fraction: float = 0.2,
+                 split_seed: int = 0, other_cases: Union[None, str, Sequence[str]] = None) -> None:
         super().__init__(pipeline, num_samples)
         root = Path(data_root)
-        if cases is None:
-            self.case_dirs = find_cases(root)
-        else:
-            if isinstance(cases, str):
-                with open(cases) as f:
-                    cases = [line.strip() for line in f if line.strip()]
-            self.case_dirs = [root / c for c in cases]
-            missing = [str(p) for p in self.case_dirs if not p.is_dir()]
-            if missing:
-                raise FileNotFoundError(f'{len(missing)} listed BraTS case(s) not found: {missing[:5]}')
+        names = resolve_cases(root, cases, split, val_fraction, split_seed)
+        if split is not None or other_cases is not None:
+            other_split = {'train': 'val', 'val': 'train'}.get(split or '')
+            others = (resolve_cases(root, other_cases, other_split, val_fraction, split_seed)
+                      if other_cases is not None or other_split else [])
+            train, val = (others, names) if split == 'val' else (names, others)
+            check_disjoint(train, val, where=f'{data_root}: ')
+        self.split, self.case_names = split, names
+        self.case_dirs = [root / c for c in names]
+        missing = [str(p) for p in self.case_dirs if not p.is_dir()]
+        if missing:
+            raise FileNotFoundError(f'{len(missing)} listed BraTS case(s) not found: {missing[:5]}')
         if not self.case_dirs:
             raise FileNotFoundError(f'no BraTS case folders in {data_root}')
         self.with_seg, self.cache, self.canonical = with_seg, cache, canonical
