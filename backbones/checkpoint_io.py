@@ -166,7 +166,8 @@ def check_state_dict(expected: Mapping[str, Any], given: Mapping[str, Any], sour
     """
     tensors = {k: v for k, v in given.items() if isinstance(v, torch.Tensor)}
     if not tensors:
-        raise CheckpointMismatchError(f'checkpoint {source} holds no tensors (keys: {_listed(sorted(given)) or "none"})')
+        keys = _listed(sorted(map(str, given))) or 'none'
+        raise CheckpointMismatchError(f'checkpoint {source} holds no tensors (keys: {keys})')
     missing = [k for k in expected if k not in given]
     unexpected = [k for k in given if k not in expected]
     wrong_shape = [k for k in expected if k in given and

@@ -11,6 +11,8 @@
   model by ``backbones.checkpoint_io.check_state_dict`` first, and a mismatch is an error naming the file and the
   keys. Keys listed in the model config's ``init_cfg=dict(allow_missing=[...])`` may be missing (not when
   resuming, which must restore the whole model).
+- ``StrictPretrainedInit`` replaces mmengine's ``init_cfg=dict(type='Pretrained', ...)`` initializer (also
+  ``strict=False``) with the same comparison.
 """
 from __future__ import annotations
 
@@ -26,6 +28,8 @@ import torch
 from mmengine.fileio import register_backend
 from mmengine.fileio.backends import LocalBackend
 from mmengine.model import is_model_wrapper
+from mmengine.model.weight_init import PretrainedInit
+from mmengine.registry import WEIGHT_INITIALIZERS
 from mmengine.runner import Runner
 from mmengine.runner.checkpoint import CheckpointLoader, _load_checkpoint, _load_checkpoint_to_model
 
@@ -37,7 +41,8 @@ from backbones.checkpoint_io import (UnsafeCheckpointError, check_state_dict, mo
 from .registry import HOOKS
 
 __all__ = ['AtomicLocalBackend', 'atomic_write_bytes', 'atomic_torch_save', 'load_local_checkpoint',
-           'find_resumable_checkpoint', 'PlainLogHistoryHook', 'strict_runner_load_checkpoint', 'safe_load', 'state_dict_of', 'UnsafeCheckpointError']
+           'find_resumable_checkpoint', 'PlainLogHistoryHook', 'strict_runner_load_checkpoint', 'safe_load',
+           'state_dict_of', 'UnsafeCheckpointError']
 
 
 def atomic_write_bytes(data: bytes, filepath: Union[str, Path]) -> None:
@@ -153,6 +158,35 @@ def strict_runner_load_checkpoint(runner: Runner, filename: str, map_location: U
 
 
 Runner.load_checkpoint = strict_runner_load_checkpoint
+
+
+@WEIGHT_INITIALIZERS.register_module(name='Pretrained', force=True)
+class StrictPretrainedInit(PretrainedInit):
+    """mmengine's ``init_cfg=dict(type='Pretrained', checkpoint=..., prefix=None)``, strict (mmengine's is not).
+
+    ``allow_missing`` / ``allow_unexpected`` (globs) may be given here or in the model's ``init_cfg``.
+    """
+
+    def __init__(self, checkpoint: str, prefix: Optional[str] = None, map_location: Union[str, Callable] = 'cpu',
+                 allow_missing: Sequence[str] = (), allow_unexpected: Sequence[str] = ()) -> None:
+        super().__init__(checkpoint, prefix, map_location)
+        self.allow_missing, self.allow_unexpected = list(allow_missing), list(allow_unexpected)
+
+    def __call__(self, module: torch.nn.Module) -> None:
+        from mmengine.model.weight_init import update_init_info
+        from mmengine.runner.checkpoint import _load_checkpoint_with_prefix
+        if self.prefix is None:
+            checkpoint = _load_checkpoint(self.checkpoint, map_location=self.map_location)
+            state = _revised_state(checkpoint, [(r'^module\.', '')])
+        else:
+            state = _load_checkpoint_with_prefix(self.prefix, self.checkpoint, map_location=self.map_location)
+        options = model_load_options(module)
+        state = check_state_dict(module.state_dict(), state, str(self.checkpoint),
+                                 options['allow_missing'] + self.allow_missing,
+                                 options['allow_unexpected'] + self.allow_unexpected)
+        module.load_state_dict(state, strict=False)
+        if hasattr(module, '_params_init_info'):
+            update_init_info(module, init_info=self._get_init_info())
 
 
 def find_resumable_checkpoint(work_dir: Union[str, Path]) -> Optional[str]:

@@ -154,3 +154,17 @@ def test_find_resumable_checkpoint_says_which_was_skipped(tmp_path, capsys):
     assert find_resumable_checkpoint(tmp_path) == str(good)
     err = capsys.readouterr().err
     assert f'skipping checkpoint {bad}: cannot read checkpoint' in err
+
+
+def test_mmengine_pretrained_init_cfg_is_strict():
+    """``init_cfg=dict(type='Pretrained', checkpoint=...)``, mmengine's own way to initialise from a file."""
+    cfg = load_config(X3)
+    cfg.model.init_cfg = dict(type='Pretrained', checkpoint=str(X2_WEIGHTS))
+    with pytest.raises(CheckpointMismatchError, match='espcn_x2_t91.pth does not fit'):
+        build_model(cfg).init_weights()
+    cfg.model.init_cfg = dict(type='Pretrained', checkpoint=str(X2_WEIGHTS), allow_missing=['head.*'])
+    model = build_model(cfg)
+    model.init_weights()
+    x2 = torch.load(X2_WEIGHTS, weights_only=True)['state_dict']
+    first = next(k for k in x2 if k.startswith('backbone.'))
+    assert torch.equal(model.state_dict()[first], x2[first])
