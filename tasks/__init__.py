@@ -9,3 +9,7 @@ from .api import Inferencer, build_model, load_config, load_weights
 from . import classification, depth, detection, segmentation, super_resolution, volumetric  # noqa: F401
 
 __all__ = ['TASKS', 'TaskModel', 'Inferencer', 'build_model', 'load_config', 'load_weights']
+
+from .fusion import fuse  # noqa: E402  (Conv+BN folding for inference, tasks/fusion.py)
+
+__all__ += ['fuse']
