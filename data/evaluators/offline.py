@@ -19,12 +19,13 @@ from .image_quality import score_pair
 
 def match_by_stem(pred_dir: str, gt_dir: str, suffixes: Tuple[str, ...]) -> List[Tuple[Path, Path]]:
     """Pairs (prediction, ground truth) with one file stem; errors name what is missing."""
-    def index(folder: str) -> Dict[str, Path]:
+    def index(folder: str, what: str) -> Dict[str, Path]:
         root = Path(folder)
         if not root.is_dir():
-            raise FileNotFoundError(f'folder {folder} does not exist')
+            raise FileNotFoundError(f'{what} folder {folder} ' + ('is not a folder' if root.exists() else
+                                                                  'does not exist'))
         return {p.stem: p for p in sorted(root.iterdir()) if p.name.lower().endswith(suffixes)}
-    preds, gts = index(pred_dir), index(gt_dir)
+    preds, gts = index(pred_dir, 'prediction'), index(gt_dir, 'ground-truth')
     if not gts:
         raise FileNotFoundError(f'no ground-truth files ({", ".join(suffixes)}) in {gt_dir}')
     missing = sorted(set(gts) - set(preds))

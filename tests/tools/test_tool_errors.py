@@ -53,6 +53,12 @@ def test_missing_config_and_checkpoint(tmp_path, capsys):
     assert not (tmp_path / 'o.pth').exists()
 
 
+def test_evaluate_names_a_missing_folder(tmp_path, capsys, assets):
+    argv = ['--metric', 'psnr', '--pred-dir', str(tmp_path / 'sr'), '--gt-dir', str(assets / 'sr' / 'Set5'),
+            '--scale', '3']
+    assert error_line(capsys, evaluate.main, argv) == f'error: prediction folder {tmp_path / "sr"} does not exist'
+
+
 def test_test_tool_checks_the_dataset_before_the_runner(tmp_path, capsys):
     line = error_line(capsys, test_tool.main, [str(X2), str(X2_WEIGHTS), '--cfg-options',
                                                f'test_dataloader.dataset.data_root={tmp_path / "Set5"}'])
