@@ -41,7 +41,8 @@ def _flatten(x: torch.Tensor, columns: int) -> torch.Tensor:
 class SSDLiteHead(nn.Module):
     """Class logits ``(B, N, num_classes + 1)`` and box deltas ``(B, N, 4)`` for ``N`` default boxes.
 
-    ``num_anchors`` is one count per map or a single count for all maps (6 in the paper's setting).
+    ``num_anchors`` is one count per map or a single count for all maps (6 on every map in torchvision's SSDLite;
+    ``[3, 6, 6, 6, 6, 6]`` in the TF SSDLite-MobileNetV2 model, ``DefaultBoxGenerator.num_anchors`` gives it).
     """
 
     def __init__(self, in_channels: Sequence[int], num_classes: int, num_anchors: Union[int, Sequence[int]] = 6,
