@@ -104,8 +104,12 @@ def coco_gt_from_samples(records: List[dict], cat_ids: Sequence[int], classes: S
 
 
 def rescale_to_original(boxes: np.ndarray, meta: dict) -> np.ndarray:
-    """Boxes of a resized sample (``meta['img_shape']``) back to ``meta['ori_shape']`` pixels."""
+    """Boxes of a resized sample (``meta['img_shape']``) back to ``meta['ori_shape']`` pixels (through the exact
+    inverse of a letterbox when ``meta`` records its ``pad`` and ``scale_factor``)."""
     boxes = np.asarray(boxes, np.float64).reshape(-1, 4).copy()
+    if 'pad' in meta and 'scale_factor' in meta:
+        from ..transforms.letterbox import letterbox_to_original
+        return letterbox_to_original(boxes, meta)
     if 'img_shape' in meta and tuple(meta['img_shape'][:2]) != tuple(meta['ori_shape'][:2]):
         (ih, iw), (oh, ow) = meta['img_shape'][:2], meta['ori_shape'][:2]
         boxes[:, 0::2] *= ow / iw

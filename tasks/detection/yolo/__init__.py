@@ -5,3 +5,4 @@ from .loss import YOLOLoss, distribution_focal_loss
 from .hooks import CloseMosaicHook
 from .postprocess import YOLOPostProcessor
 from .model import YOLODetector, decode_head_outputs, flatten_head_outputs, to_original
+from .schedule import YOLOBiasWarmupHook
