@@ -13,6 +13,7 @@ saves only the seed and re-seeds everything from it on resume, so a resumed run 
 - ``RNGStateHook``: stores the generators of every rank in each checkpoint, restores them where the resumed loop
   continues, and keeps validation from consuming the training run's random numbers (so where validation runs
   does not change the training, and a resumed run, which skips the validation before its checkpoint, stays equal).
+  Restoring needs the same number of processes as the run that wrote the checkpoint.
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from typing import Any, Callable, Dict, List, Optional
 import numpy as np
 import torch
 from mmengine.dist import all_gather_object, get_rank, get_world_size
-from mmengine.hooks import Hook
+from mmengine.hooks import CheckpointHook, Hook
 from mmengine.logging import print_log
 from mmengine.registry import FUNCTIONS as MMENGINE_FUNCTIONS
 
@@ -125,21 +126,64 @@ class _RestoreBeforeNext:
 class RNGStateHook(Hook):
     """Save every rank's random generators and the sampler's seed in checkpoints; restore them on resume.
 
-    Runs last in each stage (priority ``LOWEST``): the generators are restored after every other hook of
-    ``before_train``. Validation runs between ``before_val`` and ``after_val`` on a copy of the generators.
+    mmengine saves checkpoints on rank 0 only (``Runner.save_checkpoint`` is ``master_only``), so the ranks'
+    generators are gathered just before, at each point where the ``CheckpointHook`` is due to save (priority
+    ``LOW``: after the other hooks of that stage, before the ``CheckpointHook``), and at the start of each
+    validation (a best-model checkpoint is saved during validation). Validation runs between ``before_val`` and
+    ``after_val`` on a copy of the generators.
     """
 
-    priority = 'LOWEST'
+    priority = 'LOW'
 
     def __init__(self) -> None:
         self._pending: Optional[Dict[str, Any]] = None
         self._outside_val: Optional[Dict[str, Any]] = None
+        self._val_ranks: Optional[List[Dict[str, Any]]] = None
+        self._gathered: Optional[List[Dict[str, Any]]] = None
+        self._gathered_at: Optional[tuple] = None
 
     # saving -------------------------------------------------------------------------------------------------
+    @staticmethod
+    def _checkpoint_due(runner, by_epoch: bool) -> bool:
+        for hook in runner.hooks:
+            if isinstance(hook, CheckpointHook) and hook.by_epoch == by_epoch:
+                if by_epoch:
+                    return bool(hook.every_n_epochs(runner, hook.interval, hook.save_begin)
+                                or (hook.save_last and hook.is_last_train_epoch(runner)))
+                return bool(hook.every_n_train_iters(runner, hook.interval, hook.save_begin)
+                            or (hook.save_last and hook.is_last_train_iter(runner)))
+        return False
+
+    @staticmethod
+    def _all_ranks(own: Dict[str, Any]) -> List[Dict[str, Any]]:
+        return all_gather_object(own) if get_world_size() > 1 else [own]
+
+    def _gather(self, runner) -> None:
+        self._gathered = self._all_ranks(capture_rng_state())
+        self._gathered_at = (runner.epoch, runner.iter)
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        if self._checkpoint_due(runner, by_epoch=False):
+            self._gather(runner)
+
+    def after_train_epoch(self, runner) -> None:
+        if self._checkpoint_due(runner, by_epoch=True):
+            self._gather(runner)
+
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
-        # a best-model checkpoint saved during validation stores the training run's generators, not val's
-        own = self._outside_val if self._outside_val is not None else capture_rng_state()
-        ranks: List[Dict[str, Any]] = all_gather_object(own) if get_world_size() > 1 else [own]
+        """(rank 0 only) Store the gathered generators; inside validation (a best-model checkpoint), those of
+        the training run, not validation's."""
+        if self._val_ranks is not None:
+            ranks = self._val_ranks
+        elif self._gathered is not None and self._gathered_at == (runner.epoch, runner.iter):
+            ranks = self._gathered
+        elif get_world_size() == 1:
+            ranks = [capture_rng_state()]
+        else:
+            print_log('checkpoint saved at a point where the ranks\' random generators were not gathered: '
+                      'it holds none, and resuming from it will not repeat the run', logger='current',
+                      level=logging.WARNING)
+            return
         sampler = _sampler_of(runner.train_dataloader) if runner.train_loop is not None else None
         checkpoint['rng_state'] = dict(
             world_size=len(ranks), ranks=ranks,
@@ -179,8 +223,9 @@ class RNGStateHook(Hook):
     # validation on a copy of the generators ----------------------------------------------------------------
     def before_val(self, runner) -> None:
         self._outside_val = capture_rng_state()
+        self._val_ranks = self._all_ranks(self._outside_val)  # for a best-model checkpoint saved in validation
 
     def after_val(self, runner) -> None:
         if self._outside_val is not None:
             restore_rng_state(self._outside_val)
-            self._outside_val = None
+        self._outside_val = self._val_ranks = None

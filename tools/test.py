@@ -15,6 +15,8 @@ import data  # noqa: F401
 import tasks  # noqa: F401
 from tasks import build_model, load_config
 from tasks.cli import check_config_paths, group_per_class, json_safe, require_file
+from tasks.distributed import (LAUNCHERS, broadcast_object, check_eval_samplers, configure_distributed,
+                               default_backend, init_distributed, is_main_process, shutdown_distributed)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -24,6 +26,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--work-dir', help='folder for the logs (default: a temporary folder)')
     parser.add_argument('--out', help='write the metrics to this JSON file')
     parser.add_argument('--threads', type=int, help='torch CPU threads')
+    parser.add_argument('--launcher', choices=LAUNCHERS, default='none',
+                        help='none: one process; pytorch: started by torchrun; slurm: started by srun (results of '
+                             'all processes are gathered: the metrics equal one process\'s)')
+    parser.add_argument('--dist-backend', choices=('nccl', 'gloo'),
+                        help='process-group backend (default: nccl with CUDA, gloo on CPU)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
                         help='override config entries, e.g. test_dataloader.dataset.data_root=DIR')
     return parser.parse_args(argv)
@@ -40,7 +47,13 @@ def main(argv=None) -> dict:
     cfg.merge_from_dict(args.cfg_options)
     build_model(cfg, args.checkpoint)  # an unreadable, refused or ill-fitting checkpoint fails here, strictly
     check_config_paths(cfg, ('test_dataloader', 'test_evaluator'), f'config {args.config}')
-    cfg.work_dir = args.work_dir or tempfile.mkdtemp(prefix='mobilevision_test_')
+    backend = args.dist_backend or default_backend()
+    _, world_size = init_distributed(args.launcher, backend)
+    configure_distributed(cfg, args.launcher, backend)
+    if world_size > 1:
+        check_eval_samplers(cfg, keys=('test_dataloader',))
+    cfg.work_dir = args.work_dir or broadcast_object(
+        tempfile.mkdtemp(prefix='mobilevision_test_') if is_main_process() else None)
     cfg.load_from = args.checkpoint
     cfg.resume = False
     for key in ('train_dataloader', 'train_cfg', 'optim_wrapper', 'param_scheduler'):
@@ -50,6 +63,10 @@ def main(argv=None) -> dict:
     classes = (getattr(runner.test_dataloader.dataset, 'metainfo', None) or {}).get('classes') or ()
     metrics = json_safe(group_per_class(metrics, classes))  # NaN -> null, per-class entries keyed by class name
     text = json.dumps(metrics, indent=2, allow_nan=False)
+    main_process = is_main_process()
+    shutdown_distributed()
+    if not main_process:
+        return metrics
     print(text)
     if args.out:
         os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)

@@ -8,8 +8,9 @@ default_hooks = dict(
     checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=2, save_last=True),
     sampler_seed=dict(type='DistSamplerSeedHook'),
 )
+# dist_cfg.backend None: tools/train.py picks nccl with CUDA, gloo on CPU (--dist-backend overrides)
 env_cfg = dict(cudnn_benchmark=False, mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
-               dist_cfg=dict(backend='nccl'))
+               dist_cfg=dict(backend=None))
 log_processor = dict(type='LogProcessor', window_size=50, by_epoch=True)
 log_level = 'INFO'
 custom_hooks = [dict(type='PlainLogHistoryHook')]  # checkpoints that load with weights_only=True
