@@ -2,12 +2,17 @@
 
 MACs are counted by ``torch.utils.flop_counter.FlopCounterMode`` (convolutions and matrix products;
 MACs = FLOPs / 2). Latency is wall time per call after untimed warm-up calls, with the CPU time of this process
-beside it (what one core spends, less disturbed by other jobs than wall time).
+beside it (what one core spends, less disturbed by other jobs than wall time). Memory is the peak resident set
+size (``ru_maxrss``) of a fresh child process that builds the model and runs the predict path once.
 """
 from __future__ import annotations
 
+import multiprocessing
+import os
+import resource
+import sys
 import time
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -60,3 +65,91 @@ def time_interleaved(fns: Dict[str, Callable[[], object]], runs: int = 50,
 def time_calls(fn: Callable[[], object], runs: int = 50, warmup: int = 5) -> Dict[str, float]:
     """Latency statistics of one callable."""
     return time_interleaved({'fn': fn}, runs, warmup)['fn']
+
+
+# --- memory ---------------------------------------------------------------------------------------------------------
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process so far, in MiB (``getrusage(RUSAGE_SELF).ru_maxrss``: KiB on Linux,
+    bytes on macOS)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2 ** 20 if sys.platform == 'darwin' else peak / 2 ** 10
+
+
+def current_rss_mb() -> float:
+    """Resident set size of this process now, in MiB (``/proc/self/statm``; the peak where there is no /proc)."""
+    try:
+        with open('/proc/self/statm') as f:
+            return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE') / 2 ** 20
+    except (OSError, ValueError, IndexError):
+        return peak_rss_mb()
+
+
+def random_sample(shape: Sequence[int]) -> dict:
+    """A random input of the model's input size: an RGB uint8 image for 2D models, a float volume otherwise."""
+    rng = np.random.default_rng(0)
+    if len(shape) == 3:
+        image = rng.integers(0, 256, (shape[1], shape[2], 3), dtype=np.uint8)
+    else:
+        image = rng.standard_normal(tuple(shape)).astype(np.float32)
+    ori_shape = tuple(image.shape[:2]) if image.ndim <= 3 else tuple(image.shape[1:])  # volumes: CxDxHxW
+    return dict(img=image, meta=dict(img_id='benchmark', file=None, ori_shape=ori_shape))
+
+
+def predict_path(model, pipeline: Sequence[Callable[[dict], dict]], sample: dict) -> Callable[[], Any]:
+    """The whole predict path of one sample: ``pipeline`` transforms, data preprocessor, ``predict`` mode."""
+    def run():
+        s = dict(sample, meta=dict(sample['meta']))
+        for t in pipeline:
+            s = t(s)
+        batch = model.data_preprocessor([s], False)
+        return model(**batch, mode='predict')
+    return run
+
+
+def _predict_memory_child(config: str, shape: Sequence[int], threads: Optional[int], conn) -> None:
+    """In the child: build the model, make the input, note the peak RSS, run the predict path once, send both."""
+    try:
+        if threads:
+            torch.set_num_threads(threads)
+        import data  # noqa: F401  (registers datasets and transforms)
+        from data.datasets import build_pipeline
+        from tasks import build_model, load_config
+        cfg = load_config(config)
+        model = build_model(cfg)
+        run = predict_path(model, build_pipeline(cfg.get('infer_pipeline', [])), random_sample(shape))
+        before = peak_rss_mb()
+        start = time.perf_counter()
+        with torch.inference_mode():
+            run()
+        conn.send(dict(peak_mb=peak_rss_mb(), before_predict_mb=before, seconds=time.perf_counter() - start))
+    except Exception as err:  # reported by the parent as its own error
+        conn.send(dict(error=f'{type(err).__name__}: {err}'))
+    finally:
+        conn.close()
+
+
+def predict_peak_rss(config: str, shape: Sequence[int], threads: Optional[int] = None,
+                     timeout: float = 3600.0) -> Dict[str, float]:
+    """Peak RSS (MiB) of the predict path of ``config`` on a random input of ``shape``, measured in a fresh
+    (spawned) child process by its own ``ru_maxrss``: ``peak_mb`` (imports, model, input and one predict call),
+    ``before_predict_mb`` (the same before the call), ``predict_mb`` (their difference) and ``seconds``."""
+    ctx = multiprocessing.get_context('spawn')
+    receiver, sender = ctx.Pipe(duplex=False)
+    child = ctx.Process(target=_predict_memory_child, args=(os.fspath(config), tuple(shape), threads, sender))
+    child.start()
+    sender.close()
+    try:
+        report = receiver.recv() if receiver.poll(timeout) else None
+    except EOFError:  # the child died without a word (e.g. killed for memory)
+        report = None
+    child.join(10)
+    if child.is_alive():
+        child.kill()
+        child.join()
+    if report is None:
+        raise RuntimeError(f'the memory measurement of {config} at {list(shape)} did not finish (child exit code '
+                           f'{child.exitcode}; -9 is a kill, e.g. out of memory)')
+    if 'error' in report:
+        raise RuntimeError(f'the predict path of {config} at {list(shape)} failed: {report["error"]}')
+    report['predict_mb'] = report['peak_mb'] - report['before_predict_mb']
+    return report

@@ -18,7 +18,7 @@ from heads import HEADS
 from necks import NECKS
 from ..base import ModuleOrCfg, SampleListPreprocessor, TaskModel, build_part
 from ..registry import TASKS
-from ..tiling import DEFAULT_MAX_PIXELS, downscale_to_max_pixels, upsample_argmax
+from ..tiling import DEFAULT_MAX_PIXELS, downscale_to_max_pixels, fit_max_pixels, upsample_argmax
 from .loss import SegCrossEntropy
 
 IMAGENET_MEAN = (123.675, 116.28, 103.53)
@@ -36,14 +36,18 @@ class SegDataPreprocessor(SampleListPreprocessor):
 
     Padding is 0 after normalisation (the mean colour); in training the masks become a ``BxHxW`` int64 ``target``
     tensor padded with ``seg_pad_val`` (255, ignored), attached to each sample as ``seg_target``.
+
+    Outside training, an image over ``max_pixels`` (set from the ``Segmentor``'s ``test_cfg``) is scaled down
+    (bilinear, anti-aliased, on uint8) before it becomes float, and its sample's ``img`` is the scaled image
+    (``meta['ori_shape']`` keeps the original size, where ``predict`` puts the labels).
     """
 
     def __init__(self, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,
-                 size_divisor: int = 1, seg_pad_val: int = 255) -> None:
+                 size_divisor: int = 1, seg_pad_val: int = 255, max_pixels: Optional[int] = None) -> None:
         super().__init__()
         if size_divisor < 1:
             raise ValueError(f'size_divisor must be >= 1, got {size_divisor}')
-        self.size_divisor, self.seg_pad_val = size_divisor, seg_pad_val
+        self.size_divisor, self.seg_pad_val, self.max_pixels = size_divisor, seg_pad_val, max_pixels
         self.register_buffer('mean', torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
         self.register_buffer('std', torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
 
@@ -52,11 +56,25 @@ class SegDataPreprocessor(SampleListPreprocessor):
         h, w = max(s[0] for s in shapes), max(s[1] for s in shapes)
         return (h + d - 1) // d * d, (w + d - 1) // d * d
 
+    def _fit_max_pixels(self, sample: dict) -> dict:
+        """``sample`` with its image scaled down to at most ``max_pixels`` pixels (unchanged if within)."""
+        h, w = sample['img'].shape[:2]
+        size = fit_max_pixels(h, w, self.max_pixels)
+        if size == (h, w):
+            return sample
+        image = torch.from_numpy(np.ascontiguousarray(sample['img'])).permute(2, 0, 1)[None]
+        small = F.interpolate(image, size=size, mode='bilinear', align_corners=False, antialias=True)
+        meta = dict(sample.get('meta') or {})
+        meta.setdefault('ori_shape', (h, w))
+        return dict(sample, img=small[0].permute(1, 2, 0).numpy(), meta=meta)
+
     def process(self, samples: List[dict], training: bool) -> dict:
         for s in samples:
             img = s['img']
             if not (isinstance(img, np.ndarray) and img.ndim == 3 and img.shape[2] == 3):
                 raise ValueError(f'{_file_of(s)}: expected an HxWx3 RGB image, got {getattr(img, "shape", img)}')
+        if not training and self.max_pixels:
+            samples = [self._fit_max_pixels(s) for s in samples]
         shapes = [tuple(s['img'].shape[:2]) for s in samples]
         height, width = self._padded_size(shapes)
         device = self.mean.device
@@ -93,7 +111,8 @@ class Segmentor(TaskModel):
         test_cfg: ``scales`` (multi-scale testing, factors of the input size) and ``flip`` (average with the
             horizontally flipped input); probabilities are averaged. ``max_pixels`` (default 2048 x 1024, a
             Cityscapes frame, the largest input of our recipes; ``None`` = no limit): a larger image is scaled
-            down to that many pixels (anti-aliased), segmented, and its class probabilities are resized back to
+            down to that many pixels (anti-aliased bilinear; by ``SegDataPreprocessor`` while still uint8, else
+            here on the float input), segmented, and its class probabilities are resized back to
             the original size and reduced to labels in bands of rows, so memory stays bounded on any photo.
             Down-scaling rather than sliding windows: the networks are trained on whole images at that scale
             (VOC ~500 px, Cityscapes full frames), so a 48-megapixel photo at full resolution shows objects far
@@ -135,6 +154,8 @@ class Segmentor(TaskModel):
         if self.max_pixels is not None and int(self.max_pixels) < 1:
             raise ValueError(f'test_cfg max_pixels must be a positive number of pixels or None, '
                              f'got {self.max_pixels}')
+        if isinstance(self.data_preprocessor, SegDataPreprocessor) and self.data_preprocessor.max_pixels is None:
+            self.data_preprocessor.max_pixels = self.max_pixels  # scale down before the image becomes float
         self.class_names = list(class_names) if class_names is not None else None
         self.palette = [tuple(int(c) for c in p) for p in palette] if palette is not None else None
 

@@ -65,7 +65,9 @@ class SuperResolver(TaskModel):
     ``predict`` runs the network tile by tile (``test_cfg=dict(tile=256)`` low-resolution pixels a side; ``0`` =
     the whole image at once), each tile read with a margin of the network's receptive field (``margin=None``:
     computed from the layers, 4 pixels for ESPCN), so the output equals the whole-image output while memory stays
-    bounded; the chroma up-scaling and colour conversion run on the same tiles.
+    bounded; the chroma up-scaling and colour conversion run on the same tiles. The float luma ``y`` (what PSNR is
+    scored on) comes with outputs of at most ``luma_max_pixels`` (default 2^25, 128 MB of float32); a larger
+    output (a 12000 x 9000 photo: 432 MB) carries only its uint8 ``image``.
     """
 
     def __init__(self, backbone: ModuleOrCfg, head: ModuleOrCfg, scale: int, color: str = 'y',
@@ -86,8 +88,9 @@ class SuperResolver(TaskModel):
         test_cfg = dict(test_cfg or {})
         self.tile = int(test_cfg.pop('tile', 256) or 0)
         self.margin = test_cfg.pop('margin', None)
+        self.luma_max_pixels = int(test_cfg.pop('luma_max_pixels', 1 << 25))
         if test_cfg:
-            raise ValueError(f'unknown test_cfg keys {sorted(test_cfg)}; expected tile, margin')
+            raise ValueError(f'unknown test_cfg keys {sorted(test_cfg)}; expected tile, margin, luma_max_pixels')
         if self.tile < 0 or (self.margin is not None and int(self.margin) < 0):
             raise ValueError(f'test_cfg tile and margin must be >= 0, got {self.tile} and {self.margin}')
 
@@ -114,7 +117,8 @@ class SuperResolver(TaskModel):
 
     @torch.no_grad()
     def predict(self, inputs: torch.Tensor, data_samples: List[dict]) -> List[dict]:
-        """Per image: ``image`` (HR RGB uint8) and, on luma, ``y`` (the network's float32 luma on [0, 255])."""
+        """Per image: ``image`` (HR RGB uint8) and, on luma, ``y`` (the network's float32 luma on [0, 255]) when
+        the output has at most ``luma_max_pixels`` pixels."""
         tile = self.tile or max(inputs.shape[-2:])
         try:
             field = self.receptive_field()
@@ -128,17 +132,19 @@ class SuperResolver(TaskModel):
         r = self.scale
         height, width = inputs.shape[-2:]
         image = np.empty((height * r, width * r, 3), np.uint8)
-        luma = np.empty((height * r, width * r), np.float32) if self.color == 'y' else None
+        keep_luma = self.color == 'y' and height * width * r * r <= self.luma_max_pixels
+        luma = np.empty((height * r, width * r), np.float32) if keep_luma else None
         for t in iter_tiles(height, width, tile, field.margin, field.stride):
             rows, cols = t.source()
             inner_rows, inner_cols = t.interior(r)
             out = self._forward(inputs[..., rows, cols])[0, :, inner_rows, inner_cols].clamp(0, 1) * 255.0
             out = out.cpu().numpy()
             target = t.target(r)
-            if luma is None:
+            if self.color != 'y':
                 image[target] = np.clip(np.round(out.transpose(1, 2, 0)), 0, 255).astype(np.uint8)
                 continue
-            luma[target] = out[0]
+            if luma is not None:
+                luma[target] = out[0]
             ycbcr = rgb_to_ycbcr(bicubic_upscale_region(lr, t, r))
             ycbcr[..., 0] = out[0]
             image[target] = np.clip(np.round(ycbcr_to_rgb(ycbcr)), 0, 255).astype(np.uint8)

@@ -120,6 +120,17 @@ def test_tiled_sr_predict_on_rgb_models():
     assert np.abs(result['image'].astype(float) - np.round(whole)).max() <= 1
 
 
+def test_sr_float_luma_only_up_to_luma_max_pixels():
+    from tasks.super_resolution import SuperResolver
+    lr = np.random.default_rng(3).integers(0, 256, (10, 12, 3), dtype=np.uint8)
+    for limit, kept in ((30 * 36, True), (30 * 36 - 1, False)):
+        torch.manual_seed(0)
+        model = SuperResolver(backbone=dict(type='ESPCNFeatures'), head=dict(type='SubPixelHead'), scale=3,
+                              test_cfg=dict(luma_max_pixels=limit)).eval()
+        result = model(**model.data_preprocessor([dict(img=lr, meta={})], False), mode='predict')[0]
+        assert ('y' in result) == kept and result['image'].shape == (30, 36, 3)
+
+
 def test_sr_test_cfg_is_checked():
     from tasks.super_resolution import SuperResolver
     with pytest.raises(ValueError, match='tile'):
@@ -161,19 +172,27 @@ def test_segmentor_caps_the_pixels_it_runs_on():
     model = segmentor(2700)
     model.backbone.register_forward_pre_hook(lambda module, args: seen.append(tuple(args[0].shape)))
     data = model.data_preprocessor([dict(img=image, meta=dict(ori_shape=(90, 120)))], False)
+    assert data['inputs'].shape == (1, 3, 45, 60)  # scaled down while still uint8: 2700 pixels, same aspect
     with torch.no_grad():
         seg = model(**data, mode='predict')[0]['seg']
-    assert seg.shape == (90, 120) and seg.dtype == np.int64
-    assert seen[-1][-2:] == (45, 60)  # 2700 pixels, the aspect ratio kept
-    # what the cap does, written out: segment the down-scaled image, resize the probabilities back
-    small = F.interpolate(data['inputs'], size=(45, 60), mode='bilinear', antialias=True)
+        ref = F.interpolate(model.inference(data['inputs']), size=(90, 120), mode='bilinear')[0].argmax(0)
+    assert seg.shape == (90, 120) and seg.dtype == np.int64 and seen[-1][-2:] == (45, 60)
+    np.testing.assert_array_equal(seg, ref.numpy())
+    # a preprocessor that does not scale: the model scales the float input itself, to the same size
+    model.data_preprocessor.max_pixels = None
+    full = model.data_preprocessor([dict(img=image, meta=dict(ori_shape=(90, 120)))], False)
+    assert full['inputs'].shape == (1, 3, 90, 120)
     with torch.no_grad():
-        prob = model.inference(small)
-    ref = F.interpolate(prob, size=(90, 120), mode='bilinear')[0].argmax(0).numpy()
-    np.testing.assert_array_equal(seg, ref)
+        seg_model_side = model(**full, mode='predict')[0]['seg']
+        small = F.interpolate(full['inputs'], size=(45, 60), mode='bilinear', antialias=True)
+        ref = F.interpolate(model.inference(small), size=(90, 120), mode='bilinear')[0].argmax(0)
+    assert seen[-1][-2:] == (45, 60)
+    np.testing.assert_array_equal(seg_model_side, ref.numpy())
+    assert (seg_model_side == seg).mean() > 0.9  # uint8 vs float scaling: the same picture up to rounding
     with torch.no_grad():
-        full = segmentor(None)(**data, mode='predict')[0]['seg']
-    assert full.shape == (90, 120)
+        uncapped = segmentor(None)
+        uncapped(**uncapped.data_preprocessor([dict(img=image, meta={})], False), mode='predict')
+    assert uncapped.data_preprocessor.max_pixels is None
 
 
 def test_depth_caps_the_pixels_it_runs_on():
