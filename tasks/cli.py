@@ -10,7 +10,7 @@ from typing import Any, Callable, Dict, Iterator, Mapping, Optional, Sequence, T
 
 from backbones.checkpoint_io import UnsafeCheckpointError
 
-_PATH_KEY = re.compile(r'(^|_)(file|root|dir)$')
+_PATH_KEY = re.compile(r'(^|_)(file|root|dir)$|^(pretrained|checkpoint)$')  # entries naming files or folders
 
 
 def run_cli(main: Callable[[], object]) -> None:
@@ -41,7 +41,8 @@ def require_file(path: Optional[str], what: str) -> str:
 
 
 def _path_entries(node: Any, where: str) -> Iterator[Tuple[str, str]]:
-    """``(dotted key, value)`` of every string entry named ``*_file`` / ``*_root`` / ``*_dir`` (or ``file``...)."""
+    """``(dotted key, value)`` of every string entry named ``*_file`` / ``*_root`` / ``*_dir`` (or ``file``...),
+    ``pretrained`` or ``checkpoint``."""
     if isinstance(node, Mapping):
         for key, value in node.items():
             here = f'{where}.{key}' if where else str(key)
@@ -55,7 +56,7 @@ def _path_entries(node: Any, where: str) -> Iterator[Tuple[str, str]]:
 
 
 def check_config_paths(cfg: Mapping, sections: Sequence[str], config_name: str = 'the config') -> None:
-    """Every data path of ``cfg[section]`` (``ann_file``, ``data_root``, ``img_dir``...) must exist.
+    """Every path of ``cfg[section]`` (``ann_file``, ``data_root``, ``img_dir``, ``pretrained``...) must exist.
 
     Checked before the Runner is built, so a missing dataset is one ``error:`` line naming the config entry and
     the path, not a traceback after mmengine's environment dump.

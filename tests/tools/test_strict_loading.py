@@ -125,12 +125,30 @@ def test_torchvision_weights_fill_a_backbone_whose_tail_was_cut(tmp_path):
     assert torch.equal(model.backbone.features[17].project[0].weight, tv.features[17].conv[2].weight)
 
 
-def test_convert_weights_refuses_the_wrong_arch(tmp_path):
-    """The issue's command: an SSDLite checkpoint converted as mobilenet_v2 gave '476 tensors -> 0 tensors'."""
+@pytest.fixture(scope='module')
+def torchvision_ssdlite(tmp_path_factory) -> Path:
     from torchvision.models.detection import ssdlite320_mobilenet_v3_large
-    torch.save(ssdlite320_mobilenet_v3_large(weights=None, weights_backbone=None).state_dict(), tmp_path / 'ssd.pth')
+    path = tmp_path_factory.mktemp('tv') / 'ssd.pth'
+    torch.save(ssdlite320_mobilenet_v3_large(weights=None, weights_backbone=None).state_dict(), path)
+    return path
+
+
+def test_test_tool_refuses_an_unconverted_torchvision_ssdlite(torchvision_ssdlite, capsys):
+    """The issue: all COCO numbers 0.000 and exit 0."""
+    import test as test_tool
+    with pytest.raises(SystemExit) as info:
+        run_cli(lambda: test_tool.main([str(REPO / 'configs' / 'ssdlite_mobilenetv3-large_660e_coco.py'),
+                                        str(torchvision_ssdlite)]))
+    assert info.value.code == 2
+    line = capsys.readouterr().err.strip()
+    assert line.startswith(f'error: checkpoint {torchvision_ssdlite} does not fit the model:')
+    assert 'It looks like a torchvision checkpoint: convert it first with tools/convert_weights.py' in line
+
+
+def test_convert_weights_refuses_the_wrong_arch(tmp_path, torchvision_ssdlite):
+    """The issue's command: an SSDLite checkpoint converted as mobilenet_v2 gave '476 tensors -> 0 tensors'."""
     with pytest.raises(ValueError, match=r'ssd.pth: the mobilenet_v2 converter left 476 of 476 tensors unused'):
-        convert_weights.main(['--arch', 'mobilenet_v2', str(tmp_path / 'ssd.pth'), str(tmp_path / 'o.pth')])
+        convert_weights.main(['--arch', 'mobilenet_v2', str(torchvision_ssdlite), str(tmp_path / 'o.pth')])
     torch.save(torchvision.models.mobilenet_v3_small(weights=None).state_dict(), tmp_path / 'small.pth')
     with pytest.raises(CheckpointMismatchError, match='small.pth converted as mobilenet_v3_large does not fit'):
         convert_weights.main(['--arch', 'mobilenet_v3_large', str(tmp_path / 'small.pth'), str(tmp_path / 'o.pth')])
