@@ -13,10 +13,22 @@ from backbones import BACKBONES
 from heads import HEADS
 from ..base import ModuleOrCfg, SampleListPreprocessor, TaskModel, build_part, stack_images
 from ..registry import TASKS
+from ..tiling import DEFAULT_MAX_PIXELS, downscale_to_max_pixels
 from .losses import DEPTH_LOSSES
 
 IMAGENET_MEAN = (123.675, 116.28, 103.53)
 IMAGENET_STD = (58.395, 57.12, 57.375)
+
+
+def _max_pixels_of(test_cfg: Optional[dict]) -> Optional[int]:
+    """``test_cfg['max_pixels']`` checked (the only key ``DepthEstimator`` takes)."""
+    test_cfg = dict(test_cfg or {})
+    max_pixels = test_cfg.pop('max_pixels', DEFAULT_MAX_PIXELS)
+    if test_cfg:
+        raise ValueError(f'unknown test_cfg keys {sorted(test_cfg)}; expected max_pixels')
+    if max_pixels is not None and int(max_pixels) < 1:
+        raise ValueError(f'test_cfg max_pixels must be a positive number of pixels or None, got {max_pixels}')
+    return max_pixels
 
 
 @TASKS.register_module()
@@ -57,6 +69,10 @@ class DepthEstimator(TaskModel):
         head: the decoder (``NNConv5Decoder``), built with the backbone's ``out_channels`` and ``strides``.
         losses: ``{'l1': 1.0}`` (the paper) or any weighted mix of ``'l1'``, ``'berhu'``, ``'silog'``.
         min_depth / max_depth: predictions are clamped to this range in ``predict`` (metres).
+        test_cfg: ``max_pixels`` (default 2048 x 1024; ``None`` = no limit): ``predict`` scales a larger input down
+            to that many pixels (anti-aliased) and resizes the depth back, so memory stays bounded. Down-scaling
+            rather than windows: monocular depth is inferred from the whole scene's layout (FastDepth is trained on
+            whole 224 x 224 frames); windows would each guess their own scale and disagree at the seams.
     """
 
     #: raw formats ``save_result`` writes: ``npy`` (float32 metres) and ``png16`` (uint16 millimetres)
@@ -64,7 +80,7 @@ class DepthEstimator(TaskModel):
 
     def __init__(self, backbone: ModuleOrCfg, head: ModuleOrCfg, losses: Union[str, Mapping[str, float]] = 'l1',
                  min_depth: float = 1e-3, max_depth: float = 10.0, data_preprocessor: ModuleOrCfg = None,
-                 init_cfg: Optional[dict] = None) -> None:
+                 init_cfg: Optional[dict] = None, test_cfg: Optional[dict] = None) -> None:
         if data_preprocessor is None:
             data_preprocessor = dict(type='DepthDataPreprocessor')
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
@@ -82,6 +98,7 @@ class DepthEstimator(TaskModel):
             raise ValueError(f'need 0 < min_depth < max_depth, got {min_depth} and {max_depth}')
         self.losses = dict(losses)
         self.min_depth, self.max_depth = float(min_depth), float(max_depth)
+        self.max_pixels = _max_pixels_of(test_cfg)
 
     # --- forward modes ------------------------------------------------------------------------------------------
     def _forward(self, inputs: torch.Tensor) -> torch.Tensor:
@@ -97,17 +114,24 @@ class DepthEstimator(TaskModel):
         pred = self._forward(inputs)
         return {f'loss_{name}': weight * DEPTH_LOSSES[name](pred, target) for name, weight in self.losses.items()}
 
+    @torch.no_grad()
     def predict(self, inputs: torch.Tensor, data_samples: List[dict]) -> List[dict]:
         """Per image: ``depth`` (original image size, float32 metres; 0 outside the region the network saw when
-        the pipeline cropped) and ``depth_input`` (the network's frame, where a transformed ``gt_depth`` lives)."""
-        output = self._forward(inputs).clamp(self.min_depth, self.max_depth)
+        the pipeline cropped) and ``depth_input`` (the network's frame, where a transformed ``gt_depth`` lives).
+
+        An input over ``test_cfg['max_pixels']`` is seen by the network scaled down to that many pixels."""
+        size = tuple(inputs.shape[-2:])
+        output = self._forward(downscale_to_max_pixels(inputs, self.max_pixels))
+        output = output.clamp(self.min_depth, self.max_depth)
         results = []
         for depth, sample in zip(output, data_samples):
-            depth = depth[0].detach().float().cpu().numpy()
+            depth = depth[0].float().cpu().numpy()
             meta = sample.get('meta', {})
-            ori_h, ori_w = meta.get('ori_shape', depth.shape)[:2]
+            ori_h, ori_w = meta.get('ori_shape', size)[:2]
+            depth_input = depth if depth.shape == size else cv2.resize(depth, size[::-1],
+                                                                       interpolation=cv2.INTER_LINEAR)
             results.append(dict(depth=self._to_original(depth, (ori_h, ori_w), meta.get('crop_box')),
-                                depth_input=depth))
+                                depth_input=depth_input))
         return results
 
     @staticmethod
@@ -118,6 +142,8 @@ class DepthEstimator(TaskModel):
             crop_box = (0.0, 0.0, float(w), float(h))
         x0, y0, x1, y1 = (int(round(v)) for v in crop_box)
         x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+        if (x0, y0, x1, y1) == (0, 0, w, h):  # the whole image: no second full-size array
+            return depth.copy() if depth.shape == (h, w) else cv2.resize(depth, (w, h), interpolation=cv2.INTER_LINEAR)
         canvas = np.zeros((h, w), np.float32)
         if x1 > x0 and y1 > y0:
             canvas[y0:y1, x0:x1] = cv2.resize(depth, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
