@@ -1,0 +1,9 @@
+# MobileNetV4-Conv-M (Qin et al., ECCV 2024, Table 5: 9.2M parameters, 1.0G MACs, 79.9% top-1).
+# Architecture config for tools/benchmark.py and timm weight conversion
+# (tools/convert_weights.py --arch <timm name> SRC DST); measured figures: docs/backbones.md.
+default_scope = 'mobilevision'
+model = dict(type='ImageClassifier',
+             backbone=dict(type='MobileNetV4', arch='mobilenetv4_conv_medium'),
+             head=dict(type='PreLogitsClsHead', num_classes=1000, hidden_channels=1280, norm='bn', act_layer='relu'))
+infer_pipeline = [dict(type='Albumentations', transforms=[dict(type='Resize', height=224, width=224)])]
+benchmark_shape = (3, 224, 224)
