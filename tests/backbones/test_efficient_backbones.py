@@ -1,0 +1,137 @@
+"""FasterNet, InceptionNeXt, MobileNetV4, MobileDet: the backbone contract and the papers' sizes.
+
+Sizes are counted with torch.utils.flop_counter (as tools/benchmark.py) on the classifier configs at 224x224.
+"""
+from pathlib import Path
+
+import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from backbones import BACKBONES, FasterNet, InceptionNeXt, MobileDet, MobileNetV4
+from tasks import build_model
+
+REPO = Path(__file__).resolve().parents[2]
+ALL = [(FasterNet, dict(arch='fasternet_t0')), (InceptionNeXt, {}), (MobileNetV4, {}),
+       (MobileNetV4, dict(arch='mobilenetv4_conv_medium')), (MobileDet, {})]
+
+
+def macs(model, shape) -> int:
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(torch.zeros(1, *shape))
+    return counter.get_total_flops() // 2
+
+
+def params(model) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+@pytest.mark.parametrize('cls,kwargs', ALL)
+def test_every_feature_point_has_the_announced_shape(cls, kwargs):
+    probe = cls(**kwargs)
+    model = cls(**kwargs, out_indices=tuple(probe.feature_names)).eval()
+    with torch.no_grad():
+        feats = model(torch.randn(1, 3, 64, 96))
+    assert len(feats) == len(probe.feature_names)
+    for f, c, s in zip(feats, model.out_channels, model.strides):
+        assert f.shape == (1, c, 64 // s, 96 // s)
+    assert model.strides[-1] == 32 and model.strides == sorted(model.strides)
+    assert probe.strides[-1] == 32  # the default maps end at stride 32
+
+
+@pytest.mark.parametrize('cls,kwargs', ALL)
+def test_frozen_stages_and_norm_eval(cls, kwargs):
+    model = cls(**kwargs, frozen_stages=1, norm_eval=True).train()
+    frozen = model.features[:model.stage_ends[1] + 1]
+    assert all(not p.requires_grad for p in frozen.parameters())
+    assert all(p.requires_grad for p in model.features[model.stage_ends[1] + 1:].parameters())
+    assert not any(m.training for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    x = torch.randn(2, 3, 64, 64)
+    model(x)[-1].sum().backward()  # trains the rest; frozen BN statistics do not move
+    before = {k: v.clone() for k, v in model.state_dict().items() if 'running_mean' in k}
+    model(x)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items() if k in before)
+
+
+def test_registry_builds_them_by_name():
+    for name in ('FasterNet', 'InceptionNeXt', 'MobileNetV4', 'MobileDet'):
+        assert BACKBONES.build(dict(type=name)).out_channels
+
+
+def test_bad_arguments_are_named():
+    with pytest.raises(ValueError, match='arch'):
+        FasterNet(arch='fasternet_t9')
+    with pytest.raises(ValueError, match='output_stride'):
+        InceptionNeXt(output_stride=4)
+    with pytest.raises(ValueError, match='out_indices'):
+        MobileNetV4(out_indices=('stage2', 'stage0'))
+
+
+@pytest.mark.parametrize('output_stride', [16, 8])
+def test_mobilenet_v4_dilation_keeps_the_resolution(output_stride):
+    model = MobileNetV4(output_stride=output_stride).eval()
+    assert model.strides[-1] == output_stride
+    assert model(torch.randn(1, 3, 64, 64))[-1].shape[-1] == 64 // output_stride
+
+
+# (config, published params (M), published MACs (G) at 224)
+PAPER = [('fasternet-t0', 3.9, 0.34), ('fasternet-t1', 7.6, 0.85), ('fasternet-t2', 15.0, 1.91),
+         ('inception-next-atto', 4.2, 0.5), ('mobilenetv4-conv-small', 3.8, 0.2)]
+
+
+def _close(ours: float, published: float) -> bool:
+    """Within 1%, or within the rounding of the published figure (half a unit of its last digit)."""
+    text = repr(published)
+    half_unit = 0.5 * 10 ** -(len(text.split('.')[1]) if '.' in text else 0)
+    return abs(ours - published) <= max(0.01 * published, half_unit)
+
+
+@pytest.mark.parametrize('name,p,m', PAPER)
+def test_classifier_size_matches_the_paper(name, p, m):
+    model = build_model(str(REPO / 'configs' / f'classifier_{name}_imagenet.py'))
+    n, mac = params(model) / 1e6, macs(model._forward, (3, 224, 224)) / 1e9
+    assert _close(n, p), (n, p)
+    assert _close(mac, m), (mac, m)
+
+
+def test_mobilenet_v4_medium_size_is_timm_s():
+    """timm's mobilenetv4_conv_medium (9,715,512 parameters) is ours exactly; the paper's table says 9.2M."""
+    model = build_model(str(REPO / 'configs' / 'classifier_mobilenetv4-conv-medium_imagenet.py'))
+    assert params(model) == 9_715_512
+
+
+# MobileDet-CPU, block by block (TF object detection API, mobiledet_cpu_backbone):
+# (in, expanded, out, stride, residual, squeeze width)
+MOBILEDET_CPU_BLOCKS = [
+    (16, 16, 8, 1, False, 8), (8, 32, 16, 2, False, 8),
+    (16, 128, 32, 2, False, 32), (32, 128, 32, 1, True, 32), (32, 128, 32, 1, True, 32), (32, 128, 32, 1, True, 32),
+    (32, 256, 72, 2, False, 64), (72, 576, 72, 1, True, 144), (72, 288, 72, 1, True, 72), (72, 288, 72, 1, True, 72),
+    (72, 576, 72, 1, False, 144), (72, 576, 72, 1, True, 144), (72, 576, 72, 1, True, 144),
+    (72, 576, 72, 1, True, 144),
+    (72, 576, 104, 2, False, 144), (104, 416, 104, 1, True, 104), (104, 416, 104, 1, True, 104),
+    (104, 416, 104, 1, True, 104), (104, 832, 144, 1, False, 208)]
+
+
+def test_mobiledet_cpu_blocks_shapes_and_size():
+    model = MobileDet(out_indices=('c1', 'c2', 'c3', 'c4', 'c5')).eval()
+    blocks = [m for m in model.modules() if hasattr(m, 'use_residual')]
+    got = [(b.in_channels, b.hidden_channels, b.out_channels, b.stride, b.use_residual, b.se.fc1.out_channels)
+           for b in blocks]
+    assert got == MOBILEDET_CPU_BLOCKS
+    assert all(isinstance(b.depthwise[2], torch.nn.Hardswish) for b in blocks)
+    assert all(isinstance(b.se.scale_activation, torch.nn.Sigmoid) for b in blocks)
+    with torch.no_grad():
+        feats = model(torch.zeros(1, 3, 320, 320))
+    assert [tuple(f.shape[1:]) for f in feats] == [(8, 160, 160), (16, 80, 80), (32, 40, 40), (72, 20, 20),
+                                                  (144, 10, 10)]
+    assert params(model) == 3_006_440
+
+
+def test_ssdlite_mobiledet_cpu_matches_the_published_size():
+    """TF config: "0.45B MulAdds, 4.21M Parameters" (its count includes BatchNorm moving mean and variance)."""
+    model = build_model(str(REPO / 'configs' / 'ssdlite_mobiledet-cpu_400k_coco.py'))
+    n = params(model)
+    stats = sum(2 * m.num_features for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    assert n == 4_165_055
+    assert abs((n + stats) / 1e6 - 4.21) < 0.005
+    assert abs(macs(model._forward, (3, 320, 320)) / 1e9 - 0.45) / 0.45 < 0.015
