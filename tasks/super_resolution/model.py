@@ -145,9 +145,13 @@ class SuperResolver(TaskModel):
                 continue
             if luma is not None:
                 luma[target] = out[0]
-            ycbcr = rgb_to_ycbcr(bicubic_upscale_region(lr, t, r))
-            ycbcr[..., 0] = out[0]
-            image[target] = np.clip(np.round(ycbcr_to_rgb(ycbcr)), 0, 255).astype(np.uint8)
+            bicubic = bicubic_upscale_region(lr, t, r)
+            rows_out, cols_out = target
+            for y in range(0, out.shape[1], 64):  # float64 colour in 64-row pieces: a few MB, not 70
+                ycbcr = rgb_to_ycbcr(bicubic[y:y + 64])
+                ycbcr[..., 0] = out[0, y:y + 64]
+                piece = np.clip(np.round(ycbcr_to_rgb(ycbcr)), 0, 255).astype(np.uint8)
+                image[rows_out.start + y:rows_out.start + y + len(piece), cols_out] = piece
         return dict(image=image) if luma is None else dict(image=image, y=luma)
 
     def save_result(self, result: dict, stem: str) -> List[str]:
