@@ -12,9 +12,10 @@ from .fasternet import FasterNet
 from .inception_next import InceptionNeXt
 from .mobilenet_v4 import MobileNetV4
 from .mobiledet import MobileDet
+from .timm_adapter import TimmBackbone
 from . import timm_converters  # noqa: F401  (tools/convert_weights.py --arch <timm name>)
 
 __all__ = ['BACKBONES', 'InvertedResidual', 'make_divisible', 'normal_init', 'FeaturePoint', 'FeaturePointBackbone',
            'MobileNetV1', 'MobileNetV2', 'MobileNetV3', 'ESPCNFeatures', 'ReversibleUNet3dEncoder',
            'WEIGHT_CONVERTERS', 'load_backbone_weights', 'register_converter', 'LeYOLONet', 'SPPF',
-           'FasterNet', 'InceptionNeXt', 'MobileNetV4', 'MobileDet']
+           'FasterNet', 'InceptionNeXt', 'MobileNetV4', 'MobileDet', 'TimmBackbone']
