@@ -68,13 +68,33 @@ class Inferencer:
     Arrays follow one rule for every image task (``data.io.as_rgb_uint8``): HxWx3 RGB, uint8 in 0-255 or float in
     [0, 1]; a float image outside [0, 1] is a ``ValueError``. Volumes (``C x D x H x W``) go to the model as they
     are.
+
+    ``backend='onnxruntime'``: ``checkpoint`` is an ONNX file of this config (``tools/export.py``,
+    ``tools/quantize.py``) run by onnxruntime with ``threads`` threads; pre- and post-processing stay the model's
+    (``tasks.onnx_backend``). ``fuse=True`` folds BatchNorms into convolutions (``tasks.fuse``, torch backend).
     """
 
+    BACKENDS = ('torch', 'onnxruntime')
+
     def __init__(self, config: ConfigLike, checkpoint: Optional[str] = None,
-                 device: Union[str, torch.device] = 'cpu') -> None:
+                 device: Union[str, torch.device] = 'cpu', backend: str = 'torch', fuse: bool = False,
+                 threads: Optional[int] = None) -> None:
         from data.datasets import build_pipeline
+        if backend not in self.BACKENDS:
+            raise ValueError(f'backend must be one of {self.BACKENDS}, got {backend!r}')
+        onnx = checkpoint is not None and os.fspath(checkpoint).lower().endswith('.onnx')
+        if onnx != (backend == 'onnxruntime'):
+            raise ValueError(f"backend {backend!r} needs {'an .onnx file' if not onnx else 'a torch checkpoint'}, "
+                             f'got {checkpoint}' + (" (use backend='onnxruntime')" if onnx else ''))
         self.cfg = load_config(config)
-        self.model = build_model(self.cfg, checkpoint, device)
+        self.backend = backend
+        self.model = build_model(self.cfg, None if onnx else checkpoint, device)
+        if fuse and backend == 'torch':
+            from .fusion import fuse as fuse_model
+            fuse_model(self.model)
+        if onnx:
+            from .onnx_backend import use_onnxruntime
+            use_onnxruntime(self.model, os.fspath(checkpoint), threads)
         self.pipeline = build_pipeline(self.cfg.get('infer_pipeline', []))
 
     def read(self, path: Union[str, os.PathLike]):

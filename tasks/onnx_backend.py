@@ -1,0 +1,112 @@
+"""onnxruntime as the network of a task model: the same Python pre- and post-processing, the network in a session.
+
+Every task model's ``predict`` reaches its network through ``_forward`` (the tensor mode, what ``tools/export.py``
+exports); ``use_onnxruntime(model, 'model.onnx')`` replaces that one method of the instance by an onnxruntime
+session, so tiling (super-resolution), test-time scales and flips (segmentation), clamping and resizing (depth)
+and sliding windows (volumes) all stay the torch code. The SSD ``Detector`` reaches its head through
+``_head_and_anchors`` (it also needs the feature-map sizes for the default boxes): that one is replaced by the
+session's two outputs plus default boxes for the feature sizes of the torch network at that input size (computed
+once per input size and cached).
+
+An ONNX file exported at a fixed size (``tools/export.py`` without ``--dynamic``) only takes that size; tasks that
+feed other sizes (super-resolution tiles, volumes' windows, segmentation at the image's size) need ``--dynamic``.
+"""
+from __future__ import annotations
+
+import os
+from typing import Dict, List, Optional, Tuple, Union
+
+import numpy as np
+import torch
+from torch import nn
+
+OutputLike = Union[torch.Tensor, Tuple[torch.Tensor, ...]]
+
+
+def ort_session(path: str, threads: Optional[int] = None):
+    """An onnxruntime CPU session of ``path`` (full graph optimisation; ``threads`` intra-op threads)."""
+    import onnxruntime as ort
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f'ONNX file {path} does not exist')
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if threads:
+        options.intra_op_num_threads = int(threads)
+        options.inter_op_num_threads = 1
+    try:
+        return ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
+    except Exception as err:  # onnxruntime's own exception types (InvalidProtobuf, Fail, ...)
+        raise ValueError(f'{path}: onnxruntime cannot load it ({type(err).__name__}: {err})') from err
+
+
+class OnnxNetwork:
+    """Calls like a task model's ``_forward``: a ``B x C x ...`` float tensor in, the tensor-mode outputs out
+    (one tensor, or a tuple of them in ``tools/export.py``'s output order)."""
+
+    def __init__(self, path: str, threads: Optional[int] = None) -> None:
+        self.path = os.fspath(path)
+        self.session = ort_session(self.path, threads)
+        inputs = self.session.get_inputs()
+        if len(inputs) != 1:
+            raise ValueError(f'{self.path}: expected an ONNX graph with one input, it has {len(inputs)}')
+        self.input_name = inputs[0].name
+        self.input_shape = list(inputs[0].shape)  # ints where fixed, names where dynamic
+        self.output_names = [o.name for o in self.session.get_outputs()]
+
+    def _check(self, shape: Tuple[int, ...]) -> None:
+        fixed = [(i, want) for i, want in enumerate(self.input_shape) if isinstance(want, int)]
+        if len(shape) != len(self.input_shape) or any(shape[i] != want for i, want in fixed):
+            want = 'x'.join(str(d) if isinstance(d, int) else '?' for d in self.input_shape)
+            raise ValueError(f'{self.path} takes inputs of shape {want}, got {"x".join(map(str, shape))}; '
+                             f'export with tools/export.py --dynamic for other sizes')
+
+    def run(self, inputs: torch.Tensor) -> List[np.ndarray]:
+        array = inputs.detach().to('cpu', torch.float32).contiguous().numpy()
+        self._check(tuple(array.shape))
+        return self.session.run(self.output_names, {self.input_name: array})
+
+    def __call__(self, inputs: torch.Tensor) -> OutputLike:
+        outputs = [torch.from_numpy(o).to(inputs.device) for o in self.run(inputs)]
+        return outputs[0] if len(outputs) == 1 else tuple(outputs)
+
+
+class _DetectorHead:
+    """``Detector._head_and_anchors`` from the session: (class logits, box deltas) and the default boxes."""
+
+    def __init__(self, model: nn.Module, network: OnnxNetwork) -> None:
+        self.model, self.network = model, network
+        self._feature_shapes: Dict[Tuple[int, ...], List[torch.Size]] = {}
+
+    def feature_shapes(self, inputs: torch.Tensor) -> List[torch.Size]:
+        key = tuple(inputs.shape[1:])
+        if key not in self._feature_shapes:  # the torch network once at this size: its feature-map sizes
+            with torch.no_grad():
+                feats = self.model.extract(torch.zeros((1,) + key, device=inputs.device))
+            self._feature_shapes[key] = [f.shape for f in feats]
+        return self._feature_shapes[key]
+
+    def __call__(self, inputs: torch.Tensor):
+        outputs = self.network(inputs)
+        if not isinstance(outputs, tuple) or len(outputs) != 2:
+            raise ValueError(f'{self.network.path}: a detector graph has two outputs (class logits, box deltas); '
+                             f'this one has {len(self.network.output_names)} (an --with-nms export runs alone)')
+        cls_logits, deltas = outputs
+        shapes = self.feature_shapes(inputs)
+        anchors = self.model.anchor_generator([s[-2:] for s in shapes], inputs.shape[-2:], inputs.device,
+                                              cls_logits.dtype)
+        return cls_logits, deltas, anchors
+
+
+def use_onnxruntime(model: nn.Module, path: str, threads: Optional[int] = None) -> nn.Module:
+    """Run ``model``'s network in onnxruntime from now on (``path``: a ``tools/export.py`` or
+    ``tools/quantize.py`` output of this config); pre- and post-processing stay the model's own. Returns it."""
+    network = OnnxNetwork(path, threads)
+    model._forward = network  # the instance attribute shadows the method: predict() now calls the session
+    if hasattr(model, '_head_and_anchors') and hasattr(model, 'anchor_generator'):
+        model._head_and_anchors = _DetectorHead(model, network)
+    model.onnx_network = network
+    return model
+
+
+__all__ = ['OnnxNetwork', 'ort_session', 'use_onnxruntime']
