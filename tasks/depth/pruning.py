@@ -78,7 +78,7 @@ def channel_groups(model: nn.Module) -> ChannelGroups:
     """
     backbone, head = getattr(model, 'backbone', None), getattr(model, 'head', None)
     if not isinstance(backbone, MobileNetV1) or not isinstance(head, NNConv5Decoder):
-        raise TypeError('pruning supports FastDepth with a MobileNetV1 encoder and an NNConv5Decoder, got '
+        raise ValueError('pruning supports FastDepth with a MobileNetV1 encoder and an NNConv5Decoder, got '
                         f'{type(backbone).__name__} + {type(head).__name__}')
     last = backbone.feature_points[backbone.out_indices[-1]].layer
     if last != len(backbone.features) - 1:
@@ -249,6 +249,7 @@ def prune_fastdepth(model: nn.Module, model_cfg: dict, target_macs: float, input
         raise ValueError(f'need 0 < step <= 1, divisor >= 1 and min_channels >= 1, got {step}, {divisor}, '
                          f'{min_channels}')
     log = log or (lambda message: None)
+    channel_groups(model)   # fails early on networks it cannot prune
     model = copy.deepcopy(model).eval()
     example = torch.zeros(1, *input_shape)
 

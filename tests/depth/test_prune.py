@@ -138,7 +138,7 @@ def test_pruning_reaches_the_target_and_checks_its_inputs():
     with pytest.raises(RuntimeError, match='minimum width'):
         prune_fastdepth(model, cfg, 0.01 * start, (3, 64, 64), step=0.2, min_channels=16, divisor=8)
     v2 = TASKS.build(dict(cfg, backbone=dict(type='MobileNetV2', width_mult=0.25, out_indices=(0, 1, 2, 8))))
-    with pytest.raises(TypeError, match='MobileNetV1'):
+    with pytest.raises(ValueError, match='MobileNetV1'):
         channel_groups(v2)
 
 
