@@ -13,7 +13,9 @@ saves only the seed and re-seeds everything from it on resume, so a resumed run 
 - ``RNGStateHook``: stores the generators of every rank in each checkpoint, restores them where the resumed loop
   continues, and keeps validation from consuming the training run's random numbers (so where validation runs
   does not change the training, and a resumed run, which skips the validation before its checkpoint, stays equal).
-  Restoring needs the same number of processes as the run that wrote the checkpoint.
+  Restoring needs the same number of processes as the run that wrote the checkpoint, and dataloader workers that
+  are restarted every epoch (``num_workers=0`` or ``persistent_workers=False``): persistent workers keep their
+  generators in their own processes.
 """
 from __future__ import annotations
 
@@ -213,6 +215,13 @@ class RNGStateHook(Hook):
                       f'random generators restored from rank {rank % state["world_size"]}; the resumed run will '
                       f'not repeat the uninterrupted one', logger='current', level=logging.WARNING)
         own = state['ranks'][rank % state['world_size']]
+        loader = runner.train_dataloader
+        if getattr(loader, 'persistent_workers', False) and getattr(loader, 'num_workers', 0) > 0:
+            print_log('persistent dataloader workers keep their random generators in their own processes, which no '
+                      'checkpoint holds: the resumed workers are seeded afresh from the restored main generator, '
+                      'so augmentations from here on differ from the uninterrupted run (set '
+                      'train_dataloader.persistent_workers=False for an exact resume)', logger='current',
+                      level=logging.WARNING)
         loop = runner.train_loop
         iterator = getattr(loop, 'dataloader_iterator', None)
         if iterator is not None and loop.iter > 0:  # iteration-based: mmengine replays loop.iter batches first

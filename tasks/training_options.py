@@ -2,8 +2,9 @@
 
 - AMP: mmengine's ``AmpOptimWrapper`` (autocast + dynamic loss scaling). mmengine 0.10.7 refuses it on devices
   other than CUDA/NPU/MLU/MUSA, so on CPU ``--amp`` is an error rather than a silent float32 run.
-- EMA: mmengine's ``EMAHook`` with ``ExpMomentumEMA`` (momentum ramps up from 0, ``gamma`` iterations); validation
-  and the checkpoint's ``state_dict`` use the averaged weights, ``ema_state_dict`` keeps the raw ones for resume.
+- EMA: mmengine's ``EMAHook`` with ``MomentumAnnealingEMA`` (``avg = (1 - m) avg + m w`` with
+  ``m = max(momentum, gamma / (gamma + step))``: the average follows the weights early on); validation and the
+  checkpoint's ``state_dict`` use the averaged weights, ``ema_state_dict`` keeps the raw ones for resume.
 - Linear scaling rule (Goyal et al., 2017, section 2.1): lr x (total batch / the recipe's base batch), where the
   total batch is the per-process ``train_dataloader.batch_size`` times the number of processes. mmengine's
   ``auto_scale_lr`` does the scaling when enabled.
@@ -39,13 +40,13 @@ def enable_amp(cfg: MutableMapping, dtype: str = 'float16') -> None:
     wrapper.setdefault('loss_scale', 'dynamic')
 
 
-def enable_ema(cfg: MutableMapping, momentum: float = 0.0002, gamma: int = 2000) -> None:
-    """Add mmengine's ``EMAHook`` (``ExpMomentumEMA``) unless the config already has one."""
+def enable_ema(cfg: MutableMapping, momentum: float = 0.0002, gamma: int = 100) -> None:
+    """Add mmengine's ``EMAHook`` (``MomentumAnnealingEMA``, mmengine's defaults) unless the config has one."""
     if not 0 < momentum < 1:
         raise ValueError(f'--ema {momentum}: the momentum must be in (0, 1)')
     hooks = list(cfg.get('custom_hooks', None) or [])
     if not any(h.get('type') in ('EMAHook', 'mmengine.EMAHook') for h in hooks):
-        hooks.append(dict(type='EMAHook', ema_type='ExpMomentumEMA', momentum=momentum, gamma=gamma,
+        hooks.append(dict(type='EMAHook', ema_type='MomentumAnnealingEMA', momentum=momentum, gamma=gamma,
                           update_buffers=True, priority=49))
     cfg['custom_hooks'] = hooks
 

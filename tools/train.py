@@ -46,7 +46,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--amp', nargs='?', const='float16', choices=AMP_DTYPES, default=None,
                         help='mixed precision through mmengine\'s AmpOptimWrapper (float16 by default; CUDA only)')
     parser.add_argument('--ema', nargs='?', const=0.0002, type=float, default=None, metavar='MOMENTUM',
-                        help='keep an exponential moving average of the weights (mmengine EMAHook, ExpMomentumEMA); '
+                        help='keep an exponential moving average of the weights (mmengine EMAHook, MomentumAnnealingEMA); '
                              'validation and saved state_dict use it')
     parser.add_argument('--auto-scale-lr', nargs='?', const=0, type=int, default=None, metavar='BASE',
                         help='scale the lr linearly with the total batch (processes x per-process batch) against '

@@ -1,7 +1,8 @@
 """Probe hook for tests that start tools/train.py (tests/tools/test_ddp.py, test_resume_exact.py,
 benchmarks/ddp_gpu_check.py): each rank writes the sample indices it trains on per epoch, the validation metrics
-and its final weights under <work_dir>/probe/. With $PROBE_PAUSE_AT_EPOCH=N the run stops before epoch N (0-based),
-prints "probe: paused" and waits to be killed, so a test kills it at a known point however loaded the machine is."""
+and its final weights under <work_dir>/probe/. With $PROBE_PAUSE_AT_EPOCH=N the run stops before epoch N (0-based;
+$PROBE_PAUSE_AT_ITER=N: before iteration N), prints "probe: paused" and waits to be killed, so a test kills it at
+a known point however loaded the machine is."""
 import json
 import os
 import sys
@@ -31,6 +32,12 @@ class DDPProbeHook(Hook):
         with open(self._path(runner, f'shard_rank{get_rank()}_epoch{runner.epoch}.json'), 'w') as f:
             json.dump(indices, f)
 
+    def before_train_iter(self, runner, batch_idx, data_batch=None):
+        if os.environ.get('PROBE_PAUSE_AT_ITER') == str(runner.iter):
+            print(f'probe: paused before iteration {runner.iter} on rank {get_rank()}', flush=True)
+            time.sleep(600)
+            sys.exit('probe: not killed within 600 s')
+
     def after_val_epoch(self, runner, metrics=None):
         with open(self._path(runner, f'val_rank{get_rank()}_epoch{runner.epoch}.json'), 'w') as f:
             json.dump({k: float(v) for k, v in (metrics or {}).items()}, f)
@@ -39,3 +46,22 @@ class DDPProbeHook(Hook):
         model = getattr(runner.model, 'module', runner.model)
         torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()},
                    self._path(runner, f'weights_rank{get_rank()}.pt'))
+
+
+def tiny_espcn_config(repo, folder, epochs: int, num_samples: int, val_samples=None) -> str:
+    """Write a config that trains ESPCN x2 on random crops of the shipped Set5 images (batch 4 per process) with
+    this probe, validating on Set5 (all 5 images, or ``val_samples``) after every epoch; return its path."""
+    repo, folder = os.fspath(repo), os.fspath(folder)
+    set5 = os.path.join(repo, 'tests', 'assets', 'sr', 'Set5')
+    val = f"val_dataloader = dict(dataset=dict(num_samples={val_samples}))\n" if val_samples else ''
+    path = os.path.join(folder, 'tiny_espcn.py')
+    with open(path, 'w') as f:
+        f.write(f"""_base_ = [r'{os.path.join(repo, 'configs', 'espcn_x2_500e_t91.py')}']
+custom_imports = dict(imports=['ddp_probe'], allow_failed_imports=False)
+custom_hooks = [dict(type='DDPProbeHook')]
+train_dataloader = dict(batch_size=4, dataset=dict(data_root=r'{set5}', num_samples={num_samples}))
+{val}val_evaluator = dict(baseline=False)
+train_cfg = dict(max_epochs={epochs}, val_interval=1)
+default_hooks = dict(checkpoint=dict(interval=1, max_keep_ckpts=2), logger=dict(interval=2))
+""")
+    return path

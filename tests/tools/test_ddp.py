@@ -19,6 +19,8 @@ from tasks.distributed import check_eval_samplers, configure_distributed, init_d
 from tasks.training_options import batch_summary, enable_amp, enable_auto_scale_lr, enable_ema
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from ddp_probe import tiny_espcn_config  # noqa: E402
 
 
 def test_cpu_ddp_is_wrapped_without_device_ids():
@@ -99,24 +101,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _tiny_config(repo: Path, folder: Path, epochs: int) -> Path:
-    """ESPCN x2 on Set5 crops, 6 iterations of 2 x 4 per epoch, validation on the 5 Set5 images every epoch."""
-    path = folder / 'tiny_ddp.py'
-    path.write_text(f"""_base_ = [r'{repo / 'configs' / 'espcn_x2_500e_t91.py'}']
-custom_imports = dict(imports=['ddp_probe'], allow_failed_imports=False)
-custom_hooks = [dict(type='DDPProbeHook')]
-train_dataloader = dict(batch_size=4, num_workers=0,
-                        dataset=dict(data_root=r'{repo / 'tests' / 'assets' / 'sr' / 'Set5'}', num_samples=48))
-train_cfg = dict(max_epochs={epochs}, val_interval=1)
-val_evaluator = dict(baseline=False)
-default_hooks = dict(checkpoint=dict(interval=1, max_keep_ckpts=2), logger=dict(interval=2))
-""")
-    return path
-
-
-def _torchrun(repo: Path, config: Path, work: Path, *extra: str):
+def _torchrun(repo: Path, config: str, work: Path, *extra: str):
     return [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2', f'--master_port={_free_port()}',
-            str(repo / 'tools' / 'train.py'), str(config), '--work-dir', str(work), '--launcher', 'pytorch',
+            str(repo / 'tools' / 'train.py'), config, '--work-dir', str(work), '--launcher', 'pytorch',
             '--threads', '1', *extra]
 
 
@@ -132,7 +119,7 @@ def _single_process_metrics(repo: Path, checkpoint: Path, work: Path) -> dict:
 @pytest.mark.slow
 def test_torchrun_two_processes_gloo_train_kill_resume_and_evaluate(repo, tmp_path):
     epochs = 4
-    config, work = _tiny_config(repo, tmp_path, epochs), tmp_path / 'run'
+    config, work = tiny_espcn_config(repo, tmp_path, epochs, num_samples=48), tmp_path / 'run'
     env = dict(os.environ, PYTHONUNBUFFERED='1', OMP_NUM_THREADS='1',
                PYTHONPATH=os.pathsep.join([str(HERE), os.environ.get('PYTHONPATH', '')]))
     proc = subprocess.Popen(_torchrun(repo, config, work), cwd=repo, env=dict(env, PROBE_PAUSE_AT_EPOCH='2'),
@@ -175,3 +162,32 @@ def test_torchrun_two_processes_gloo_train_kill_resume_and_evaluate(repo, tmp_pa
     assert ddp_metrics['sr/PSNR'] == pytest.approx(single['sr/PSNR'], abs=1e-9)
     assert ddp_metrics['sr/SSIM'] == pytest.approx(single['sr/SSIM'], abs=1e-9)
     assert json.loads((probe / f'val_rank1_epoch{epochs}.json').read_text()) == ddp_metrics
+
+
+def _train_main():
+    sys.path.insert(0, str(HERE.parents[1] / 'tools'))
+    import train
+    return train.main
+
+
+@pytest.mark.slow
+def test_ema_weights_are_validated_saved_and_resumed(repo, tmp_path):
+    config, work = tiny_espcn_config(repo, tmp_path, 2, num_samples=16, val_samples=2), tmp_path / 'ema'
+    main = _train_main()
+    main([config, '--work-dir', str(work), '--ema', '0.01', '--cfg-options', 'train_cfg.max_epochs=1'])
+    first = safe_load(str(work / 'epoch_1.pth'))
+    raw = {k[len('module.'):]: v for k, v in first['ema_state_dict'].items() if k.startswith('module.')}
+    assert raw.keys() == first['state_dict'].keys()
+    assert any(not torch.equal(raw[k], first['state_dict'][k]) for k in raw)  # saved weights are the average
+    # the validation after epoch 1 scored the averaged weights: the same numbers as testing the saved state_dict
+    validated = json.loads((work / 'probe' / 'val_rank0_epoch1.json').read_text())
+    cfg = load_config(config)
+    cfg.work_dir, cfg.load_from, cfg.resume = str(tmp_path / 'test'), str(work / 'epoch_1.pth'), False
+    for key in ('train_dataloader', 'train_cfg', 'optim_wrapper', 'param_scheduler'):
+        cfg.pop(key, None)
+    cfg.custom_hooks = []
+    cfg.test_dataloader, cfg.test_evaluator = cfg.val_dataloader, cfg.val_evaluator  # the same 2 images
+    tested = Runner.from_cfg(cfg).test()
+    assert validated['sr/PSNR'] == pytest.approx(tested['sr/PSNR'], abs=1e-9)
+    main([config, '--work-dir', str(work), '--ema', '0.01', '--resume'])
+    assert safe_load(str(work / 'epoch_2.pth'))['meta']['epoch'] == 2

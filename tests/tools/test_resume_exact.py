@@ -18,6 +18,8 @@ from backbones.checkpoint_io import safe_load
 from tasks.rng_state import capture_rng_state, restore_rng_state, seed_worker
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from ddp_probe import tiny_espcn_config  # noqa: E402
 
 
 def _draws():
@@ -66,24 +68,8 @@ def test_worker_seeds_differ_between_ranks(monkeypatch):
     assert not torch.equal(first[:, 0], other_rank[:, 0])
 
 
-def _tiny_config(repo: Path, folder: Path) -> Path:
-    """ESPCN x2 on Set5 crops: 4 epochs of 6 iterations, validation on 2 images after each epoch."""
-    path = folder / 'tiny_resume.py'
-    path.write_text(f"""_base_ = [r'{repo / 'configs' / 'espcn_x2_500e_t91.py'}']
-custom_imports = dict(imports=['ddp_probe'], allow_failed_imports=False)
-custom_hooks = [dict(type='DDPProbeHook')]
-train_dataloader = dict(batch_size=4,
-                        dataset=dict(data_root=r'{repo / 'tests' / 'assets' / 'sr' / 'Set5'}', num_samples=24))
-val_dataloader = dict(dataset=dict(num_samples=2))
-val_evaluator = dict(baseline=False)
-train_cfg = dict(max_epochs=4, val_interval=1)
-default_hooks = dict(checkpoint=dict(interval=1, max_keep_ckpts=2), logger=dict(interval=2))
-""")
-    return path
-
-
-def _train_cmd(repo: Path, config: Path, work_dir: Path, workers: int, resume: bool = False):
-    cmd = [sys.executable, str(repo / 'tools' / 'train.py'), str(config), '--work-dir', str(work_dir),
+def _train_cmd(repo: Path, config: str, work_dir: Path, workers: int, resume: bool = False):
+    cmd = [sys.executable, str(repo / 'tools' / 'train.py'), config, '--work-dir', str(work_dir),
            '--threads', '1', '--cfg-options', f'train_dataloader.num_workers={workers}']
     if resume:
         cmd.append('--resume')
@@ -99,7 +85,7 @@ def _weights(path: Path) -> dict:
 def test_killed_and_resumed_training_ends_with_the_same_weights(repo, tmp_path, workers):
     env = dict(os.environ, PYTHONUNBUFFERED='1',
                PYTHONPATH=os.pathsep.join([str(HERE), os.environ.get('PYTHONPATH', '')]))
-    config = _tiny_config(repo, tmp_path)
+    config = tiny_espcn_config(repo, tmp_path, epochs=4, num_samples=24, val_samples=2)
     whole = subprocess.Popen(_train_cmd(repo, config, tmp_path / 'whole', workers), cwd=repo, env=env,
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     killed = tmp_path / 'killed'
