@@ -1,9 +1,9 @@
 """FasterNet (Chen et al., "Run, Don't Walk: Chasing Higher FLOPS for Faster Neural Networks", CVPR 2023).
 
 A 4x4 stride-4 patch embedding, then four stages of FasterNet blocks with 2x2 stride-2 patch merging between them
-(Figure 4). A block is a partial convolution (PConv, section 3.1: a 3x3 convolution on the first ``1/n_div`` of the
+(the paper's architecture figure). A block is a partial convolution (PConv, section 3: a 3x3 convolution on the first ``1/n_div`` of the
 channels, the others passed through, ``n_div = 4``) followed by two pointwise convolutions (expansion 2, norm and
-activation between them) and a residual connection. Table 9 / Appendix: T0, T1, T2 have embedding widths 40, 64,
+activation between them) and a residual connection. The paper's table of variants: T0, T1, T2 have embedding widths 40, 64,
 96, depths (1, 2, 8, 2), GELU for T0/T1 and ReLU for T2; the classifier is global pooling, a 1x1 convolution to
 1280, the activation and a linear layer.
 """
@@ -20,7 +20,7 @@ from .layers import resolve_activation, resolve_norm
 from .registry import BACKBONES
 from .staged import OutIndices, StagedBackbone
 
-#: arch -> (embedding width, depths, activation, published ImageNet top-1, params (M), FLOPs (G)) (Table 9)
+#: arch -> (embedding width, depths, activation, published ImageNet top-1, params (M), FLOPs (G)) (the paper's ImageNet table)
 FASTERNET_ARCHS: Dict[str, dict] = {
     'fasternet_t0': dict(embed_dim=40, depths=(1, 2, 8, 2), act=nn.GELU, top1=71.9, params=3.9, macs=0.34),
     'fasternet_t1': dict(embed_dim=64, depths=(1, 2, 8, 2), act=nn.GELU, top1=76.2, params=7.6, macs=0.85),
@@ -29,7 +29,7 @@ FASTERNET_ARCHS: Dict[str, dict] = {
 
 
 class PartialConv(nn.Module):
-    """PConv (section 3.1): a ``k x k`` convolution on the first ``channels // n_div`` channels only."""
+    """PConv (section 3): a ``k x k`` convolution on the first ``channels // n_div`` channels only."""
 
     def __init__(self, channels: int, n_div: int = 4, kernel_size: int = 3) -> None:
         super().__init__()
@@ -44,7 +44,7 @@ class PartialConv(nn.Module):
 
 
 class FasterNetBlock(nn.Module):
-    """PConv -> 1x1 conv (``mlp_ratio`` x) + norm + act -> 1x1 conv, plus the input (Figure 4)."""
+    """PConv -> 1x1 conv (``mlp_ratio`` x) + norm + act -> 1x1 conv, plus the input (the FasterNet block)."""
 
     def __init__(self, channels: int, mlp_ratio: float = 2.0, n_div: int = 4, drop_path: float = 0.0,
                  norm_layer=nn.BatchNorm2d, act_layer=nn.GELU) -> None:

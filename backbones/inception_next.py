@@ -1,10 +1,10 @@
 """InceptionNeXt (Yu et al., "InceptionNeXt: When Inception Meets ConvNeXt", CVPR 2024).
 
 MetaNeXt layout (section 3): a 4x4 stride-4 stem (conv + norm), four stages; stages 1-3 start with norm + 2x2
-stride-2 convolution. A block is the Inception depthwise token mixer (section 3.2: the channels split into an
+stride-2 convolution. A block is the Inception depthwise token mixer (the channels split into an
 identity part and three equal branches of ``branch_ratio`` of them, a 3x3 square, a 1 x k and a k x 1 band
 depthwise convolution), BatchNorm, a convolutional MLP (1x1, GELU, 1x1; ratio 4, 3 in the last stage), a layer
-scale and the residual. Atto (Table 1 / Appendix): widths (40, 80, 160, 320), depths (2, 2, 6, 2), band kernel 9,
+scale and the residual. Atto (the paper's model table): widths (40, 80, 160, 320), depths (2, 2, 6, 2), band kernel 9,
 branch ratio 0.25. ``output_stride`` 16 or 8 replaces the last strides by dilation (as DeepLab does): the
 downsampling convolution keeps stride 1 and the blocks after it are dilated.
 """
@@ -21,7 +21,7 @@ from .layers import resolve_norm
 from .registry import BACKBONES
 from .staged import OutIndices, StagedBackbone
 
-#: arch -> spec; published: ImageNet top-1 and params (M) (Table 3), MACs (G) at 224 (timm's model card)
+#: arch -> spec; published: ImageNet top-1 and params (M) (the paper's ImageNet table), MACs (G) at 224 (timm's model card)
 INCEPTION_NEXT_ARCHS: Dict[str, dict] = {
     'inception_next_atto': dict(dims=(40, 80, 160, 320), depths=(2, 2, 6, 2), band_kernel=9, branch_ratio=0.25,
                                 mlp_ratios=(4, 4, 4, 3), top1=75.3, params=4.2, macs=0.5),
@@ -29,7 +29,7 @@ INCEPTION_NEXT_ARCHS: Dict[str, dict] = {
 
 
 class InceptionDWConv(nn.Module):
-    """Inception depthwise convolution (section 3.2): identity, k x k square, 1 x band and band x 1 branches."""
+    """Inception depthwise convolution: identity, k x k square, 1 x band and band x 1 branches."""
 
     def __init__(self, channels: int, square_kernel: int = 3, band_kernel: int = 11, branch_ratio: float = 0.125,
                  dilation: int = 1) -> None:

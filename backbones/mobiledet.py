@@ -1,9 +1,9 @@
 """MobileDet-CPU (Xiong et al., "MobileDets: Searching for Object Detection Architectures for Mobile Accelerators",
-CVPR 2021): the network searched for mobile CPUs (Figure 6, and the TF object detection API's
+CVPR 2021): the network searched for mobile CPUs (the paper's figure of the CPU model, and the TF object detection API's
 ``ssd_mobiledet_feature_extractor.mobiledet_cpu_backbone``).
 
-On CPUs the search picked only inverted bottlenecks (IBN), all with squeeze-excitation and h-swish (section 5.2:
-fused convolutions do not pay off there): a 3x3 stride-2 conv (16), an IBN without expansion (8), then IBNs whose
+On CPUs the search picked only inverted bottlenecks (IBN), all with squeeze-excitation and h-swish (the TF
+feature extractor has no fused or Tucker convolution in the CPU model): a 3x3 stride-2 conv (16), an IBN without expansion (8), then IBNs whose
 rows are (output width, expansion, kernel, stride, residual) below. Squeeze-excitation: global pooling, 1x1 conv to
 a quarter of the expanded width (rounded to a multiple of 8) + h-swish, 1x1 conv back + sigmoid. Some stride-1
 blocks with equal widths were searched without a residual connection; ``residual`` keeps that. BatchNorm eps 0.01,

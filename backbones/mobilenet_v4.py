@@ -1,10 +1,10 @@
 """MobileNetV4 conv-only models (Qin et al., "MobileNetV4: Universal Models for the Mobile Ecosystem", ECCV 2024).
 
-Built from the universal inverted bottleneck (UIB, section 3.1): an optional depthwise conv before the expansion
+Built from the universal inverted bottleneck (UIB, the paper's building block): an optional depthwise conv before the expansion
 (``start``), the 1x1 expansion, an optional depthwise conv after it (``mid``), the 1x1 projection. Its instances are
 the inverted bottleneck (mid only), ConvNext-like (start only), ExtraDW (both) and FFN (neither). Stage 0 is regular
 convolutions (small) or a fused inverted bottleneck (medium: kxk expansion conv + 1x1 projection). The stride goes
-on ``mid`` when it exists, else on ``start``. Tables 11 (Conv-S) and 12 (Conv-M) of the paper give the layers;
+on ``mid`` when it exists, else on ``start``. The paper's architecture tables of Conv-S and Conv-M give the layers;
 the rows below are theirs: ('conv', k, s, out) | ('fused', k, s, expansion, out) | ('uib', start k, mid k, s,
 expansion, out), k = 0 meaning "no such conv". A final 1x1 conv to 960 ends the backbone; the classifier pools,
 then 1x1 conv to 1280 + BN + ReLU, then a linear layer. Every conv has BatchNorm; activations are ReLU.
@@ -46,7 +46,7 @@ MNV4_ARCHS: Dict[str, dict] = {
 
 
 class UniversalInvertedBottleneck(nn.Module):
-    """UIB (section 3.1): [start dw] -> 1x1 expansion -> [mid dw] -> 1x1 projection, residual when shapes match.
+    """UIB: [start dw] -> 1x1 expansion -> [mid dw] -> 1x1 projection, residual when shapes match.
 
     The start depthwise conv has no activation; expansion and mid have norm + activation; projection norm only.
     """

@@ -1,4 +1,4 @@
-# FasterNet-T0 (Chen et al., CVPR 2023, Table 9: 3.9M parameters, 0.34G FLOPs (multiply-adds), 71.9% top-1).
+# FasterNet-T0 (Chen et al., CVPR 2023, ImageNet table: 3.9M parameters, 0.34G FLOPs (multiply-adds), 71.9% top-1).
 # Architecture config for tools/benchmark.py and timm weight conversion
 # (tools/convert_weights.py --arch <timm name> SRC DST); measured figures: docs/backbones.md.
 default_scope = 'mobilevision'

@@ -1,4 +1,4 @@
-# FasterNet-T1 (Chen et al., CVPR 2023, Table 9: 7.6M parameters, 0.85G FLOPs (multiply-adds), 76.2% top-1).
+# FasterNet-T1 (Chen et al., CVPR 2023, ImageNet table: 7.6M parameters, 0.85G FLOPs (multiply-adds), 76.2% top-1).
 # Architecture config for tools/benchmark.py and timm weight conversion
 # (tools/convert_weights.py --arch <timm name> SRC DST); measured figures: docs/backbones.md.
 default_scope = 'mobilevision'

@@ -1,4 +1,4 @@
-# FasterNet-T2 (Chen et al., CVPR 2023, Table 9: 15.0M parameters, 1.91G FLOPs (multiply-adds), 78.9% top-1).
+# FasterNet-T2 (Chen et al., CVPR 2023, ImageNet table: 15.0M parameters, 1.91G FLOPs (multiply-adds), 78.9% top-1).
 # Architecture config for tools/benchmark.py and timm weight conversion
 # (tools/convert_weights.py --arch <timm name> SRC DST); measured figures: docs/backbones.md.
 default_scope = 'mobilevision'

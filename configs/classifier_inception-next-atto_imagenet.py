@@ -1,4 +1,4 @@
-# InceptionNeXt-atto (Yu et al., CVPR 2024, Table 3: 4.2M parameters, 75.3% top-1; timm's card: 0.5G MACs).
+# InceptionNeXt-atto (Yu et al., CVPR 2024, ImageNet table: 4.2M parameters, 75.3% top-1; timm's card: 0.5G MACs).
 # Architecture config for tools/benchmark.py and timm weight conversion
 # (tools/convert_weights.py --arch <timm name> SRC DST); measured figures: docs/backbones.md.
 default_scope = 'mobilevision'

@@ -1,4 +1,4 @@
-# MobileNetV4-Conv-S (Qin et al., ECCV 2024, Table 5: 3.8M parameters, 0.2G MACs, 73.8% top-1).
+# MobileNetV4-Conv-S (Qin et al., ECCV 2024, ImageNet table: 3.8M parameters, 0.2G MACs, 73.8% top-1).
 # Architecture config for tools/benchmark.py and timm weight conversion
 # (tools/convert_weights.py --arch <timm name> SRC DST); measured figures: docs/backbones.md.
 default_scope = 'mobilevision'

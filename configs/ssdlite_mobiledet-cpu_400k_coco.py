@@ -1,4 +1,4 @@
-# SSDLite on MobileDet-CPU at 320x320 (Xiong et al., "MobileDets", CVPR 2021, Table 2 / the TF object detection
+# SSDLite on MobileDet-CPU at 320x320 (Xiong et al., "MobileDets", CVPR 2021, COCO table / the TF object detection
 # API's ssdlite_mobiledet_cpu_320x320_coco_sync_4x4.config: "0.45B MulAdds, 4.21M Parameters", 24.0 mAP on COCO).
 # Backbone endpoints C4 (72 ch, stride 16) and C5 (144 ch, stride 32), four SSDLite extra layers (512, 256, 256,
 # 128), separable box predictors, 6 maps, 3 default boxes on the first and 6 on the others (ratios 1, 2, 1/2, 3,

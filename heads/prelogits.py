@@ -1,8 +1,8 @@
 """Classifier heads with a pre-logits layer after global pooling, as FasterNet, MobileNetV4 and InceptionNeXt use.
 
 pool -> hidden layer (a 1x1 conv on the pooled map, or a linear layer) -> [norm] -> act -> [norm] -> dropout ->
-linear. FasterNet (Chen et al. 2023, Figure 4): 1x1 conv to 1280 without bias, activation. MobileNetV4 (Qin et al.
-2024, Tables 11-12): 1x1 conv to 1280 without bias, BatchNorm, ReLU. InceptionNeXt (Yu et al. 2024, section 3):
+linear. FasterNet (Chen et al. 2023): 1x1 conv to 1280 without bias, activation. MobileNetV4 (Qin et al.
+2024): 1x1 conv to 1280 without bias, BatchNorm, ReLU. InceptionNeXt (Yu et al. 2024):
 linear to 3x the width, GELU, LayerNorm (eps 1e-6).
 """
 from __future__ import annotations
