@@ -194,11 +194,11 @@ def _bilinear_grid(rows: torch.Tensor, cols: torch.Tensor, out_size: Sequence[in
 
 
 def upsample_argmax(scores: torch.Tensor, out_size: Sequence[int], align_corners: bool = False,
-                    max_elements: int = 1 << 25) -> torch.Tensor:
+                    max_elements: int = 1 << 23) -> torch.Tensor:
     """``argmax`` over classes of ``scores`` (``K x h x w``) bilinearly resized to ``out_size`` (as
     ``F.interpolate``); returns ``H x W`` int64 on the scores' device.
 
-    When the resized ``K x H x W`` map would exceed ``max_elements`` (128 MB of float32) it is never allocated:
+    When the resized ``K x H x W`` map would exceed ``max_elements`` (32 MiB of float32) it is never allocated:
     bands of output rows are sampled with ``F.grid_sample`` (same values to ~1e-6) and reduced one at a time.
     """
     height, width = int(out_size[0]), int(out_size[1])

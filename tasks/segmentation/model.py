@@ -234,7 +234,7 @@ class Segmentor(TaskModel):
                 prob = probs[i, :, :h, :w]
             ori = tuple((sample.get('meta') or {}).get('ori_shape') or (h, w))[:2]
             seg = upsample_argmax(prob, ori, align_corners=self.align_corners)
-            results.append(dict(seg=seg.cpu().numpy().astype(np.int64)))
+            results.append(dict(seg=seg.cpu().numpy().astype(np.int64, copy=False)))
         return results
 
     # --- pictures and files ------------------------------------------------------------------------------------
