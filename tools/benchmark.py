@@ -39,7 +39,8 @@ def random_sample(shape: Sequence[int]) -> dict:
 
 
 def benchmark(config, shape: Optional[Sequence[int]] = None, runs: int = 50, warmup: int = 5,
-              threads: Optional[int] = None, predict: bool = True) -> dict:
+              threads: Optional[int] = None, predict: bool = True, fuse: bool = False,
+              onnx: Optional[str] = None) -> dict:
     if threads:
         torch.set_num_threads(threads)
     cfg = load_config(require_file(os.fspath(config), 'config file') if isinstance(config, (str, os.PathLike))
@@ -51,6 +52,13 @@ def benchmark(config, shape: Optional[Sequence[int]] = None, runs: int = 50, war
     example = torch.randn(1, *shape)
     report = dict(config=str(config), input_shape=[1, *shape], threads=torch.get_num_threads(),
                   params=count_parameters(model), macs=count_macs(lambda: model(example, mode='tensor')))
+    if fuse:  # Conv+BN folding (tasks.fuse); MACs and parameters above are the model's own
+        tasks.fuse(model)
+        report['fused'] = True
+    if onnx:  # the network in onnxruntime, pre/post-processing in Python (tasks.onnx_backend)
+        from tasks.onnx_backend import use_onnxruntime
+        use_onnxruntime(model, require_file(onnx, 'ONNX file'), torch.get_num_threads())
+        report['backend'] = 'onnxruntime'
     report['tensor'] = time_calls(lambda: model(example, mode='tensor'), runs, warmup)
     if predict:
         sample = random_sample(shape)
@@ -80,6 +88,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--warmup', type=int, default=5, help='untimed runs first')
     parser.add_argument('--threads', type=int, help='torch CPU threads (default: torch default)')
     parser.add_argument('--no-predict', action='store_true', help='time the tensor mode only')
+    parser.add_argument('--fuse', action='store_true', help='fold BatchNorms into convolutions first (tasks.fuse)')
+    parser.add_argument('--backend', choices=('torch', 'onnxruntime'), default='torch',
+                        help='onnxruntime: time the network of --onnx in onnxruntime (same pre/post-processing)')
+    parser.add_argument('--onnx', help='the ONNX file of this config for --backend onnxruntime (tools/export.py or '
+                        'tools/quantize.py output, exported at --shape or with --dynamic)')
     parser.add_argument('--json', action='store_true', help='print one JSON object')
     parser.add_argument('--memory', action='store_true', help='report the peak RSS of one predict call (in a child '
                         'process) instead of parameters, MACs and latency')
@@ -116,7 +129,10 @@ def main(argv=None) -> dict:
         else:
             print_memory(report)
         return report
-    report = benchmark(args.config, args.shape, args.runs, args.warmup, args.threads, not args.no_predict)
+    if (args.backend == 'onnxruntime') != bool(args.onnx):
+        raise ValueError('--backend onnxruntime needs --onnx FILE (and --onnx needs --backend onnxruntime)')
+    report = benchmark(args.config, args.shape, args.runs, args.warmup, args.threads, not args.no_predict,
+                       args.fuse, args.onnx)
     if args.json:
         print(json.dumps(report))
         return report

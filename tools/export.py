@@ -10,7 +10,7 @@ import argparse
 import os
 import os.path as osp
 import sys
-from typing import List, Sequence
+from typing import List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -54,6 +54,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--legacy', action='store_true', help='use the TorchScript-based exporter')
     parser.add_argument('--dynamic', action='store_true', help='dynamic batch and spatial size')
     parser.add_argument('--rtol', type=float, default=1e-4, help='tolerated difference relative to output scale')
+    parser.add_argument('--fuse', action='store_true', help='fold BatchNorms into convolutions first (tasks.fuse; '
+                        'onnxruntime folds them too, the file is the same size either way)')
+    parser.add_argument('--with-nms', action='store_true', help='detection: decoding and class-wise NMS in the graph '
+                        '(outputs boxes, scores, labels, num_dets; batch 1, fixed size); checked against predict')
+    parser.add_argument('--max-det', type=int, default=100, help='--with-nms: detections per image (padded)')
     return parser.parse_args(argv)
 
 
@@ -76,8 +81,9 @@ def require_export_packages(legacy: bool = False) -> None:
 
 
 def export(model: nn.Module, shape: Sequence[int], output: str, opset: int = 18, dynamic: bool = False,
-           legacy: bool = False):
-    wrapper = TensorMode(model).eval()
+           legacy: bool = False, wrapper: Optional[nn.Module] = None):
+    """Export ``wrapper`` (default: the model's tensor mode) at input ``1 x shape``; returns (input, outputs)."""
+    wrapper = (wrapper if wrapper is not None else TensorMode(model)).eval()
     example = torch.randn(1, *shape)
     with torch.no_grad():
         reference = wrapper(example)
@@ -117,6 +123,38 @@ def check_with_onnxruntime(path: str, example: torch.Tensor, reference: Sequence
     return diffs
 
 
+def export_with_nms(model: nn.Module, shape: Sequence[int], args: argparse.Namespace) -> List[float]:
+    """``--with-nms``: export ``tasks.detection.nms_export.DetectorWithNMS`` and check onnxruntime's detections
+    against the model's predict path on the same input (matched by label, score and box to ``--rtol``)."""
+    from tasks.detection.nms_export import DetectorWithNMS, match_detections, unpad
+    if args.dynamic:
+        raise ValueError('--with-nms exports one fixed input size (the default boxes are constants); drop --dynamic')
+    if len(shape) != 3:
+        raise ValueError(f'--with-nms needs an image shape C H W, got {list(shape)}')
+    wrapper = DetectorWithNMS(model, shape[1:], args.max_det)
+    example, outputs = export(model, shape, args.output, args.opset, False, args.legacy, wrapper=wrapper)
+    print(f'wrote {args.output} ({osp.getsize(args.output) / 1e6:.2f} MB), input 1x{"x".join(map(str, shape))}, '
+          f'outputs boxes/scores/labels/num_dets (max {wrapper.max_det})')
+    import onnxruntime as ort
+    session = ort.InferenceSession(args.output, providers=['CPUExecutionProvider'])
+    ours = unpad(*session.run(None, {session.get_inputs()[0].name: example.numpy()}))
+    with torch.no_grad():
+        reference = model.predict(example, None)[0]
+    reference = {k: v[:wrapper.max_det] for k, v in reference.items()}
+    matched, tied = match_detections(ours, reference, args.rtol)
+    n = len(reference['scores'])
+    print(f'onnxruntime {len(ours["scores"])} detections, predict path {n}; equal (label, score, box to '
+          f'{args.rtol}): {matched}; another box of an equal score (a tie): {tied}')
+    if (len(ours['scores']) != n or matched + tied < n) and not args.checkpoint:
+        print('note: random weights (no checkpoint) score most boxes alike to 1e-7, so onnxruntime\'s last-bit '
+              'differences reorder them through NMS; check a trained checkpoint', file=sys.stderr)
+    elif len(ours['scores']) != n or matched + tied < n:
+        print(f'FAILED: {n - matched - tied} of {n} predict-path detections have no equal in the graph\'s output',
+              file=sys.stderr)
+        raise SystemExit(1)
+    return [float(matched)]
+
+
 def main(argv=None) -> List[float]:
     args = parse_args(argv)
     cfg = load_config(require_file(args.config, 'config file'))
@@ -127,6 +165,10 @@ def main(argv=None) -> List[float]:
         require_file(args.checkpoint, 'checkpoint')
     require_export_packages(args.legacy)
     model = build_model(cfg, args.checkpoint)
+    if args.fuse:
+        tasks.fuse(model)
+    if args.with_nms:
+        return export_with_nms(model, shape, args)
     example, reference = export(model, shape, args.output, args.opset, args.dynamic, args.legacy)
     print(f'wrote {args.output} ({osp.getsize(args.output) / 1e6:.2f} MB), input 1x{"x".join(map(str, shape))}')
     try:

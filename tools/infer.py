@@ -57,6 +57,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--device', default='cpu', help='torch device, e.g. cpu or cuda:0')
     parser.add_argument('--threads', type=int, help='torch CPU threads')
     parser.add_argument('--max-frames', type=int, help='stop a video after this many frames')
+    parser.add_argument('--backend', choices=('torch', 'onnxruntime'), default='torch',
+                        help='onnxruntime: CHECKPOINT is an .onnx file of this config (tools/export.py, '
+                        'tools/quantize.py) run by onnxruntime; pre/post-processing stay the same')
+    parser.add_argument('--fuse', action='store_true', help='fold BatchNorms into convolutions (torch backend)')
     args = parser.parse_args(argv)
     if not 0.0 <= args.score_thr <= 1.0:
         parser.error(f'--score-thr must lie in [0, 1], got {args.score_thr}')
@@ -276,7 +280,8 @@ def main(argv=None) -> List[str]:
         raise FileNotFoundError(f'checkpoint {args.checkpoint} does not exist')
     if osp.exists(args.output) and not osp.isdir(args.output):
         raise ValueError(f'--output {args.output} is a file; give a folder')
-    inferencer = Inferencer(args.config, args.checkpoint, device=args.device)
+    inferencer = Inferencer(args.config, args.checkpoint, device=args.device, backend=args.backend, fuse=args.fuse,
+                            threads=args.threads)
     files = collect_inputs(args.input, inferencer)
     os.makedirs(args.output, exist_ok=True)
     run = InferenceRun(inferencer, args)

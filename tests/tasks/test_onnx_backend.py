@@ -153,3 +153,36 @@ def test_volumetric_equal(tmp_path):
             np.testing.assert_allclose(b[k], a[k], rtol=1e-4, atol=1e-5)
         else:
             assert (a[k] == b[k]).mean() > 0.999
+
+
+@pytest.mark.slow
+def test_detection_with_nms_in_graph_equals_predict(tmp_path):
+    """tools/export.py --with-nms: decoding + class-wise NMS in the ONNX graph, run by onnxruntime alone, gives the
+    predict path's detections (in the network input's frame)."""
+    import onnxruntime as ort
+    from tasks.detection.nms_export import DetectorWithNMS, match_detections, unpad
+    model = build_model(REPO / 'configs' / 'ssdlite_mobilenetv3-large_660e_coco.py')
+    randomise_norms(model)
+    spread_class_logits(model)
+    wrapper = DetectorWithNMS(model, (320, 320), max_det=50)
+    path = str(tmp_path / 'nms.onnx')
+    export(model, (3, 320, 320), path, opset=17, legacy=True, wrapper=wrapper)
+    session = ort.InferenceSession(path, providers=['CPUExecutionProvider'])
+    assert [o.name for o in session.get_outputs()] == ['output0', 'output1', 'output2', 'output3']
+    for seed in (1, 2):
+        x = torch.from_numpy(np.random.default_rng(seed).standard_normal((1, 3, 320, 320)).astype(np.float32))
+        with torch.no_grad():
+            reference = {k: v[:50] for k, v in model.predict(x, None)[0].items()}
+            eager = unpad(*[t.numpy() for t in wrapper(x)])
+        raw = session.run(None, {session.get_inputs()[0].name: x.numpy()})
+        assert raw[0].shape == (50, 4) and raw[1].shape == (50,) and raw[2].dtype == np.int64
+        ours = unpad(*raw)
+        assert len(ours['scores']) == len(eager['scores']) == len(reference['scores']) == 50
+        for result in (eager, ours):
+            matched, tied = match_detections(result, reference)
+            assert matched + tied == 50 and matched >= 40, (matched, tied)
+        assert np.all(np.diff(ours['scores']) <= 0)  # best first
+    # padding: a score threshold no box passes leaves num_dets = 0 and labels -1
+    model.post_processor.score_thr = 1.1
+    none = DetectorWithNMS(model, (320, 320), max_det=5)(x)
+    assert none[3].item() == 0 and (none[2] == -1).all() and (none[1] == 0).all()

@@ -1,0 +1,112 @@
+"""The SSD detector with decoding and class-wise NMS inside the graph (``tools/export.py --with-nms``).
+
+One ONNX file a user runs with onnxruntime alone: the normalised network input in, ``boxes`` (``max_det x 4``,
+xyxy pixels of the network input, clipped to it), ``scores`` (``max_det``), ``labels`` (``max_det`` int64, -1 on
+padding) and ``num_dets`` (a 1-element int64) out, best first, padded with zeros. It computes what
+``SSDPostProcessor`` computes (SSD, Liu et al., 2016, section 3 "Inference time"): softmax, decoding against the
+default boxes (constants of the export size), per class the ``topk`` best anchors, class-wise NMS, the scores above
+``score_thr``, the ``max_det`` best.
+
+Two things differ in form from the eager path so that both ONNX exporters take it (measured facts of issue 10):
+the score threshold is applied after NMS, not before (a filter before NMS makes the box count data-dependent and
+torchvision's ``batched_nms`` branches on it, which the torch.export-based exporter cannot trace), and class-wise
+NMS is written in its coordinate-offset form (``torchvision.ops.nms`` on boxes shifted apart per class, on a 2D grid
+of cells so that coordinates stay small), the form ``batched_nms`` itself uses when tracing. Both are exact: NMS visits boxes best first and a box only suppresses
+lower-scored ones, so boxes under the threshold never remove one above it.
+"""
+from __future__ import annotations
+
+import math
+from typing import List, Tuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchvision.ops import nms
+
+
+class DetectorWithNMS(nn.Module):
+    """``forward(x) -> (boxes, scores, labels, num_dets)`` for one image of the export size (batch 1)."""
+
+    def __init__(self, detector: nn.Module, input_shape: Tuple[int, int], max_det: int = 100) -> None:
+        super().__init__()
+        for needed in ('anchor_generator', 'box_coder', 'post_processor', 'extract'):
+            if not hasattr(detector, needed):
+                raise TypeError(f'--with-nms needs an SSD-style Detector (with {needed}); '
+                                f'{type(detector).__name__} has none')
+        if max_det < 1:
+            raise ValueError(f'max_det must be >= 1, got {max_det}')
+        self.detector = detector.eval()
+        self.max_det = int(max_det)
+        self.height, self.width = int(input_shape[0]), int(input_shape[1])
+        post = detector.post_processor
+        self.score_thr, self.topk, self.iou_thr = post.score_thr, post.topk, post.nms_iou_thr
+        self.max_det = min(self.max_det, post.max_per_img)
+        with torch.no_grad():
+            example = torch.zeros(1, 3, self.height, self.width)
+            anchors = detector.anchors(detector.extract(example), example)
+        self.register_buffer('anchors', anchors, persistent=False)
+        self.num_labels = int(detector.num_classes if detector.label_map is None else (detector.label_map >= 0).sum())
+        label_map = detector.label_map
+        if label_map is not None:
+            self.register_buffer('columns', torch.nonzero(label_map >= 0).flatten(), persistent=False)
+            self.register_buffer('out_labels', label_map[label_map >= 0], persistent=False)
+        else:
+            self.columns = self.out_labels = None
+
+    def _class_offsets(self, labels: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """Per class a shift on a 2D grid of image-sized cells (classes never overlap, one NMS call). A grid
+        rather than torchvision's one long row keeps coordinates small (about sqrt(K) image sizes instead of K), so
+        float32 IoUs stay within ~1e-5 of the per-class ones."""
+        cols = int(math.ceil(math.sqrt(self.num_labels)))
+        step_x, step_y = float(self.width + 1), float(self.height + 1)
+        dx = (labels % cols).to(dtype) * step_x
+        dy = torch.div(labels, cols, rounding_mode='floor').to(dtype) * step_y
+        return torch.stack([dx, dy, dx, dy], 1)
+
+    def forward(self, x: torch.Tensor):
+        cls_logits, deltas = self.detector._forward(x)
+        scores = F.softmax(cls_logits[0], -1)[:, 1:]                       # (N, K)
+        if self.columns is not None:
+            scores = scores[:, self.columns]
+        boxes = self.detector.box_coder.decode(deltas[0], self.anchors)     # (N, 4)
+        limit = torch.tensor([self.width, self.height, self.width, self.height], dtype=boxes.dtype)
+        boxes = torch.minimum(boxes.clamp(min=0), limit)
+        k = min(self.topk, scores.shape[0])
+        top_scores, top_idx = scores.topk(k, dim=0)                         # (k, K): per class, best first
+        top_scores, top_idx = top_scores.t().reshape(-1), top_idx.t().reshape(-1)
+        labels = torch.arange(scores.shape[1]).repeat_interleave(k)
+        cand = boxes[top_idx]
+        kept = nms(cand + self._class_offsets(labels, cand.dtype), top_scores, self.iou_thr)
+        kept = kept[top_scores[kept] > self.score_thr][:self.max_det]
+        out_labels = labels[kept] if self.out_labels is None else self.out_labels[labels[kept]]
+        pad = self.max_det
+        boxes_out = torch.cat([cand[kept], torch.zeros(pad, 4, dtype=cand.dtype)])[:pad]
+        scores_out = torch.cat([top_scores[kept], torch.zeros(pad, dtype=top_scores.dtype)])[:pad]
+        labels_out = torch.cat([out_labels, torch.full((pad,), -1, dtype=out_labels.dtype)])[:pad]
+        num_dets = (kept >= 0).sum().reshape(1).to(torch.int64)  # traced as a computation, not a constant
+        return boxes_out, scores_out, labels_out, num_dets
+
+
+def unpad(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, num_dets: np.ndarray) -> dict:
+    """The graph's padded outputs as a result dict ``{'bboxes', 'scores', 'labels'}``."""
+    n = int(np.asarray(num_dets).reshape(-1)[0])
+    return dict(bboxes=np.asarray(boxes)[:n], scores=np.asarray(scores)[:n], labels=np.asarray(labels)[:n])
+
+
+def match_detections(ours: dict, reference: dict, tol: float = 1e-4) -> Tuple[int, int]:
+    """``(matched, tied)``: detections of ``reference`` with one in ``ours`` of the same label, score and box
+    within ``tol`` (boxes relative to their size, at least ``tol`` pixels), and those without but with one of the
+    same label and score (within ``tol``) on another box: among boxes of equal scores (random weights tie to
+    1e-7) NMS and the ``max_det`` cut keep either, so such a swap is no difference of the computation."""
+    matched = tied = 0
+    for box, score, label in zip(reference['bboxes'], reference['scores'], reference['labels']):
+        same = (ours['labels'] == label) & (np.abs(ours['scores'] - score) <= tol)
+        exact = same & (np.abs(ours['bboxes'] - box).max(1) <= tol * max(1.0, float(np.abs(box).max())))
+        matched += bool(exact.any())
+        tied += bool(same.any() and not exact.any())
+    return matched, tied
+
+
+__all__: List[str] = ['DetectorWithNMS', 'match_detections', 'unpad']
