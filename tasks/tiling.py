@@ -218,3 +218,16 @@ def upsample_argmax(scores: torch.Tensor, out_size: Sequence[int], align_corners
                              align_corners=align_corners)
         labels[y0:y0 + len(rows)] = band[0].argmax(0)
     return labels
+
+
+def set_max_pixels(model: nn.Module, max_pixels: Optional[int]) -> None:
+    """Change a built model's ``test_cfg['max_pixels']`` (``None`` = no limit), in the model and in its data
+    preprocessor where that scales images too (``SegDataPreprocessor``); e.g. from a ``--max-pixels`` flag."""
+    if not hasattr(model, 'max_pixels'):
+        raise ValueError(f'{type(model).__name__} has no max_pixels setting (segmentation and depth models do)')
+    if max_pixels is not None and int(max_pixels) < 1:
+        raise ValueError(f'max_pixels must be a positive number of pixels or None, got {max_pixels}')
+    model.max_pixels = max_pixels
+    preprocessor = getattr(model, 'data_preprocessor', None)
+    if hasattr(preprocessor, 'max_pixels'):
+        preprocessor.max_pixels = max_pixels

@@ -10,7 +10,7 @@ from torch import nn
 from data.transforms import bicubic_resize
 from data.transforms.color import rgb_to_ycbcr, rgb_to_y, ycbcr_to_rgb
 from tasks.tiling import (ReceptiveField, bicubic_upscale_region, downscale_to_max_pixels, fit_max_pixels,
-                          iter_tiles, receptive_field, tiled_apply, upsample_argmax)
+                          iter_tiles, receptive_field, set_max_pixels, tiled_apply, upsample_argmax)
 
 
 def espcn(scale: int, color: str = 'y', tile: int = 16):
@@ -189,10 +189,12 @@ def test_segmentor_caps_the_pixels_it_runs_on():
     assert seen[-1][-2:] == (45, 60)
     np.testing.assert_array_equal(seg_model_side, ref.numpy())
     assert (seg_model_side == seg).mean() > 0.9  # uint8 vs float scaling: the same picture up to rounding
-    with torch.no_grad():
-        uncapped = segmentor(None)
-        uncapped(**uncapped.data_preprocessor([dict(img=image, meta={})], False), mode='predict')
-    assert uncapped.data_preprocessor.max_pixels is None
+    set_max_pixels(model, None)  # what a --max-pixels 0 flag does: no limit, in the model and its preprocessor
+    assert model.max_pixels is None and model.data_preprocessor.max_pixels is None
+    set_max_pixels(model, 2700)
+    assert model.data_preprocessor([dict(img=image, meta={})], False)['inputs'].shape == (1, 3, 45, 60)
+    with pytest.raises(ValueError, match='no max_pixels'):
+        set_max_pixels(espcn(2), 100)
 
 
 def test_depth_caps_the_pixels_it_runs_on():
