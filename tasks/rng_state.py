@@ -215,15 +215,14 @@ class RNGStateHook(Hook):
                       f'random generators restored from rank {rank % state["world_size"]}; the resumed run will '
                       f'not repeat the uninterrupted one', logger='current', level=logging.WARNING)
         own = state['ranks'][rank % state['world_size']]
-        loader = runner.train_dataloader
-        if getattr(loader, 'persistent_workers', False) and getattr(loader, 'num_workers', 0) > 0:
+        loader, loop = runner.train_dataloader, runner.train_loop
+        iterator = getattr(loop, 'dataloader_iterator', None)
+        if iterator is None and getattr(loader, 'persistent_workers', False) and getattr(loader, 'num_workers', 0):
             print_log('persistent dataloader workers keep their random generators in their own processes, which no '
                       'checkpoint holds: the resumed workers are seeded afresh from the restored main generator, '
                       'so augmentations from here on differ from the uninterrupted run (set '
                       'train_dataloader.persistent_workers=False for an exact resume)', logger='current',
                       level=logging.WARNING)
-        loop = runner.train_loop
-        iterator = getattr(loop, 'dataloader_iterator', None)
         if iterator is not None and loop.iter > 0:  # iteration-based: mmengine replays loop.iter batches first
             loop.dataloader_iterator = _RestoreBeforeNext(iterator, loop.iter, lambda: restore_rng_state(own))
         else:

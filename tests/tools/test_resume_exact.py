@@ -81,19 +81,24 @@ def _weights(path: Path) -> dict:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize('workers', [0, 2])
-def test_killed_and_resumed_training_ends_with_the_same_weights(repo, tmp_path, workers):
+@pytest.mark.parametrize('workers,loop', [(0, 'epoch'), (2, 'epoch'), (0, 'iteration')])
+def test_killed_and_resumed_training_ends_with_the_same_weights(repo, tmp_path, workers, loop):
+    """4 epochs of 6 iterations (or 24 iterations, checkpoints every 6), killed before the third block of 6
+    iterations, resumed from the second checkpoint; the last checkpoints must hold the same weights."""
     env = dict(os.environ, PYTHONUNBUFFERED='1',
                PYTHONPATH=os.pathsep.join([str(HERE), os.environ.get('PYTHONPATH', '')]))
-    config = tiny_espcn_config(repo, tmp_path, epochs=4, num_samples=24, val_samples=2)
+    iterations = loop == 'iteration'
+    config = tiny_espcn_config(repo, tmp_path, epochs=4, num_samples=24, val_samples=2,
+                               max_iters=24 if iterations else None)
+    last, resume_from = ('iter_24.pth', 'iter_12.pth') if iterations else ('epoch_4.pth', 'epoch_2.pth')
+    pause = dict(PROBE_PAUSE_AT_ITER='14') if iterations else dict(PROBE_PAUSE_AT_EPOCH='2')
     whole = subprocess.Popen(_train_cmd(repo, config, tmp_path / 'whole', workers), cwd=repo, env=env,
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     killed = tmp_path / 'killed'
-    proc = subprocess.Popen(_train_cmd(repo, config, killed, workers), cwd=repo,
-                            env=dict(env, PROBE_PAUSE_AT_EPOCH='2'), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(_train_cmd(repo, config, killed, workers), cwd=repo, env=dict(env, **pause),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        for line in proc.stdout:  # two epochs trained, validated and checkpointed; killed at the third
+        for line in proc.stdout:  # two blocks trained, validated and checkpointed; killed in the third
             if 'probe: paused' in line:
                 break
         else:
@@ -101,13 +106,13 @@ def test_killed_and_resumed_training_ends_with_the_same_weights(repo, tmp_path, 
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-    assert not (killed / 'epoch_4.pth').exists()
+    assert not (killed / last).exists()
     resumed = subprocess.run(_train_cmd(repo, config, killed, workers, resume=True), cwd=repo, env=env,
                              capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert re.search(r'resuming from .*epoch_2\.pth', resumed.stdout)
+    assert re.search(rf'resuming from .*{resume_from}', resumed.stdout)
     assert whole.wait(timeout=300) == 0, whole.stderr.read()[-2000:]
-    expected, got = _weights(tmp_path / 'whole' / 'epoch_4.pth'), _weights(killed / 'epoch_4.pth')
+    expected, got = _weights(tmp_path / 'whole' / last), _weights(killed / last)
     assert expected.keys() == got.keys()
     for name in expected:
         assert torch.equal(expected[name], got[name]), name  # bitwise
