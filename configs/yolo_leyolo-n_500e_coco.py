@@ -10,8 +10,8 @@
 #   paramwise_cfg norm_decay_mult = bias_decay_mult = 0);
 #   warm-up 3 epochs: lr linearly from ~0 (LinearLR), momentum 0.8 -> 0.937 (LinearMomentum), bias lr from 0.1
 #   down to the schedule's lr (YOLOBiasWarmupHook); then linear decay to 0.01 x lr at the last epoch;
-#   gradient-norm clip 10; weight EMA with decay 0.9999 x (1 - exp(-updates / 2000)) (mmengine EMAHook,
-#   ExpMomentumEMA momentum 1e-4, gamma 2000), the averaged weights used for validation and saved;
+#   gradient-norm clip 10; weight EMA with decay 0.9999 x (1 - exp(-updates / 2000)) (mmengine EMAHook with our
+#   YOLOExpEMA averaged model), the averaged weights used for validation and saved;
 #   AMP on GPU: tools/train.py --amp. Mosaic is switched off for the last 10 epochs (CloseMosaicHook).
 #   The loss is scaled by the images per batch (x world size), so lr 0.01 holds for any total batch of 64-128.
 _base_ = ['./_base_/default_runtime.py', './_base_/coco_categories.py']
@@ -78,7 +78,7 @@ param_scheduler = [
 ]
 custom_hooks = [
     dict(type='YOLOBiasWarmupHook', warmup_epochs=warmup_epochs, warmup_bias_lr=0.1),
-    dict(type='EMAHook', ema_type='ExpMomentumEMA', momentum=1e-4, gamma=2000, update_buffers=True, priority=49),
+    dict(type='EMAHook', ema_type='YOLOExpEMA', decay=0.9999, tau=2000, update_buffers=True, priority=49),
     dict(type='CloseMosaicHook', num_last_epochs=10),
     dict(type='PlainLogHistoryHook'),
 ]

@@ -164,3 +164,39 @@ def test_onnx_export_matches_onnxruntime(repo, tmp_path):
     assert [tuple(o.shape) for o in outputs] == [(1, 144, 12, 16), (1, 144, 6, 8), (1, 144, 3, 4)]
     diffs = export_tool.check_with_onnxruntime(path, example, outputs, rtol=1e-4)
     assert len(diffs) == 3
+
+
+def test_bias_warmup_hook_sets_and_restores_the_bias_lr():
+    from types import SimpleNamespace
+    from tasks.detection.yolo import YOLOBiasWarmupHook
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 1), torch.nn.BatchNorm2d(2))
+    groups = [dict(params=[p], lr=0.004) for p in model.parameters()]  # one group per parameter, as mmengine builds
+    optimizer = torch.optim.SGD(groups, lr=0.004)
+    runner = SimpleNamespace(model=model, optim_wrapper=SimpleNamespace(optimizer=optimizer),
+                             train_dataloader=[0] * 10, iter=5)
+    hook = YOLOBiasWarmupHook(warmup_epochs=2, warmup_bias_lr=0.1, min_warmup_iters=1)  # 20 warm-up iterations
+    hook.before_train_iter(runner, 0)
+    names = [n for n, _ in model.named_parameters()]
+    lrs = {n: g['lr'] for n, g in zip(names, optimizer.param_groups)}
+    assert lrs['0.bias'] == pytest.approx(0.1 * (1 - 5 / 20) + 0.004) and lrs['1.bias'] == lrs['0.bias']
+    assert lrs['0.weight'] == 0.004 and lrs['1.weight'] == 0.004
+    hook.after_train_iter(runner, 0)
+    assert all(g['lr'] == 0.004 for g in optimizer.param_groups)  # the schedulers' values come back
+    runner.iter = 20
+    hook.before_train_iter(runner, 0)
+    assert all(g['lr'] == 0.004 for g in optimizer.param_groups)  # warm-up over
+
+
+def test_yolo_ema_decay_rises_as_published():
+    from tasks.detection.yolo import YOLOExpEMA
+    model = torch.nn.Linear(1, 1, bias=False)
+    with torch.no_grad():
+        model.weight.fill_(0.0)
+    ema = YOLOExpEMA(model, decay=0.9999, tau=2000)
+    ema.update_parameters(model)  # the first update copies
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+    ema.update_parameters(model)  # updates = 1: d = 0.9999 x (1 - exp(-1 / 2000))
+    d = 0.9999 * (1 - math.exp(-1 / 2000))
+    assert ema.module.weight.item() == pytest.approx(1 - d, rel=1e-6)
+    assert ema.decay_at(10 ** 6) == pytest.approx(0.9999)

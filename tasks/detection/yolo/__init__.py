@@ -6,3 +6,4 @@ from .hooks import CloseMosaicHook
 from .postprocess import YOLOPostProcessor
 from .model import YOLODetector, decode_head_outputs, flatten_head_outputs, to_original
 from .schedule import YOLOBiasWarmupHook
+from .ema import YOLOExpEMA
