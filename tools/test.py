@@ -22,7 +22,10 @@ from tasks.distributed import (LAUNCHERS, broadcast_object, check_eval_samplers,
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument('config', help='config file')
-    parser.add_argument('checkpoint', help='checkpoint file (ours or a Runner checkpoint)')
+    parser.add_argument('checkpoint', nargs='?', help='checkpoint file (ours or a Runner checkpoint); optional '
+                        'with --onnx')
+    parser.add_argument('--onnx', help='evaluate this ONNX file of the config instead (tools/export.py, '
+                        'tools/quantize.py output) run by onnxruntime, with the same pre/post-processing and evaluator')
     parser.add_argument('--work-dir', help='folder for the logs (default: a temporary folder)')
     parser.add_argument('--out', help='write the metrics to this JSON file')
     parser.add_argument('--threads', type=int, help='torch CPU threads')
@@ -33,7 +36,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help='process-group backend (default: nccl with CUDA, gloo on CPU)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
                         help='override config entries, e.g. test_dataloader.dataset.data_root=DIR')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if not args.checkpoint and not args.onnx:
+        parser.error('give a CHECKPOINT or --onnx FILE')
+    return args
 
 
 def main(argv=None) -> dict:
@@ -43,9 +49,14 @@ def main(argv=None) -> dict:
         torch.set_num_threads(args.threads)
     # every check on the inputs runs before the Runner is built (and prints its environment dump)
     cfg = load_config(require_file(args.config, 'config file'))
-    require_file(args.checkpoint, 'checkpoint')
+    if args.checkpoint:
+        require_file(args.checkpoint, 'checkpoint')
     cfg.merge_from_dict(args.cfg_options)
-    build_model(cfg, args.checkpoint)  # an unreadable, refused or ill-fitting checkpoint fails here, strictly
+    if args.onnx:
+        from tasks.onnx_backend import ort_session
+        ort_session(require_file(args.onnx, 'ONNX file'))  # an unreadable ONNX file fails here
+    if args.checkpoint:
+        build_model(cfg, args.checkpoint)  # an unreadable, refused or ill-fitting checkpoint fails here, strictly
     check_config_paths(cfg, ('test_dataloader', 'test_evaluator'), f'config {args.config}')
     backend = args.dist_backend or default_backend()
     _, world_size = init_distributed(args.launcher, backend)
@@ -54,11 +65,14 @@ def main(argv=None) -> dict:
         check_eval_samplers(cfg, keys=('test_dataloader',))
     cfg.work_dir = args.work_dir or broadcast_object(
         tempfile.mkdtemp(prefix='mobilevision_test_') if is_main_process() else None)
-    cfg.load_from = args.checkpoint
+    cfg.load_from = args.checkpoint or None
     cfg.resume = False
     for key in ('train_dataloader', 'train_cfg', 'optim_wrapper', 'param_scheduler'):
         cfg.pop(key, None)  # testing needs no training data
     runner = Runner.from_cfg(cfg)
+    if args.onnx:  # the network in onnxruntime; data, pre/post-processing and evaluator unchanged
+        from tasks.onnx_backend import use_onnxruntime
+        use_onnxruntime(getattr(runner.model, 'module', runner.model), args.onnx, args.threads)
     metrics = runner.test()
     classes = (getattr(runner.test_dataloader.dataset, 'metainfo', None) or {}).get('classes') or ()
     metrics = json_safe(group_per_class(metrics, classes))  # NaN -> null, per-class entries keyed by class name
