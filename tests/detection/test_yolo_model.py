@@ -113,6 +113,8 @@ def test_letterbox_and_its_exact_inverse():
     # the first box is the whole image: it becomes the content area of the canvas
     np.testing.assert_allclose(out['gt_bboxes'][0], [0, top, 320, top + new_h], atol=1e-4)
     np.testing.assert_allclose(letterbox_to_original(out['gt_bboxes'], meta), boxes, atol=1e-4)
+    from data.evaluators.coco_metric import rescale_to_original  # the evaluators' ground truth goes back too
+    np.testing.assert_allclose(rescale_to_original(out['gt_bboxes'], meta), boxes, atol=1e-4)
     back = to_original(torch.from_numpy(out['gt_bboxes']), meta, (320, 320))
     np.testing.assert_allclose(back.numpy(), boxes, atol=1e-4)
     # a box reaching into the padding is clipped to the image
