@@ -57,10 +57,10 @@ def restore_rng_state(state: Dict[str, Any]) -> None:
     """Set this process's generators from ``capture_rng_state``'s output."""
     torch.set_rng_state(state['torch'].cpu())
     np_state = state['numpy']
-    np.random.set_state((np_state['kind'], np_state['keys'].numpy().astype(np.uint32), np_state['pos'],
+    np.random.set_state((np_state['kind'], np_state['keys'].cpu().numpy().astype(np.uint32), np_state['pos'],
                          np_state['has_gauss'], np_state['cached_gaussian']))
     py = state['python']
-    random.setstate((py['version'], tuple(int(v) for v in py['internal'].tolist()), py['gauss_next']))
+    random.setstate((py['version'], tuple(int(v) for v in py['internal'].cpu().tolist()), py['gauss_next']))
     if 'cuda' in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all([s.cpu() for s in state['cuda']])
 

@@ -46,8 +46,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--amp', nargs='?', const='float16', choices=AMP_DTYPES, default=None,
                         help='mixed precision through mmengine\'s AmpOptimWrapper (float16 by default; CUDA only)')
     parser.add_argument('--ema', nargs='?', const=0.0002, type=float, default=None, metavar='MOMENTUM',
-                        help='keep an exponential moving average of the weights (mmengine EMAHook, MomentumAnnealingEMA); '
-                             'validation and saved state_dict use it')
+                        help='keep an exponential moving average of the weights (mmengine EMAHook, '
+                             'MomentumAnnealingEMA); validation and the saved state_dict use it')
     parser.add_argument('--auto-scale-lr', nargs='?', const=0, type=int, default=None, metavar='BASE',
                         help='scale the lr linearly with the total batch (processes x per-process batch) against '
                              'BASE, or the config\'s auto_scale_lr.base_batch_size')

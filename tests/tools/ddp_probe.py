@@ -62,7 +62,8 @@ def tiny_espcn_config(repo, folder, epochs: int, num_samples: int, val_samples=N
     val = f"val_dataloader = dict(dataset=dict(num_samples={val_samples}))\n" if val_samples else ''
     if max_iters:
         every = max_iters // epochs
-        loop = f"""train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters={max_iters}, val_interval={every})
+        loop = f"""train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters={max_iters},
+                 val_interval={every})
 param_scheduler = [dict(type='CosineAnnealingLR', T_max={max_iters}, eta_min=1e-5, by_epoch=False)]
 log_processor = dict(by_epoch=False)
 default_hooks = dict(checkpoint=dict(by_epoch=False, interval={every}, max_keep_ckpts=2), logger=dict(interval=2))
