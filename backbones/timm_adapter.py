@@ -70,6 +70,9 @@ class TimmBackbone(nn.Module):
             elif inside is not None and not name.startswith(inside + '.'):
                 break
             modules.append(module)
+        if inside is None:
+            raise ValueError(f'TimmBackbone({self.model_name!r}): cannot find the module {target!r} of feature '
+                             f'{index} to freeze up to')
         return modules
 
     def _freeze(self) -> None:

@@ -115,8 +115,7 @@ def mobilenetv4_timm_to_ours(source: StateDict) -> StateDict:
             return _apply(_MNV4_RULES, key)
         stage, block, rest = int(m.group(1)), m.group(2), m.group(3)
         prefix = f'backbone.features.{stage + 1}.{block}.'
-        fused = f'blocks.{stage}.{block}.conv_exp.weight' in src or \
-            f'blocks_{stage}.{block}.conv_exp.weight' in src
+        fused = f'blocks.{stage}.{block}.conv_exp.weight' in src
         if fused:  # EdgeResidual: conv_exp/bn1 then conv_pwl/bn2
             new = _apply([(r'^conv_exp\.(.+)$', r'expand.0.\1'), (r'^bn1\.(.+)$', r'expand.1.\1'),
                           (r'^conv_pwl\.(.+)$', r'project.0.\1'), (r'^bn2\.(.+)$', r'project.1.\1')], rest)
