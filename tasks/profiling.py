@@ -3,7 +3,7 @@
 MACs are counted by ``torch.utils.flop_counter.FlopCounterMode`` (convolutions and matrix products;
 MACs = FLOPs / 2). Latency is wall time per call after untimed warm-up calls, with the CPU time of this process
 beside it (what one core spends, less disturbed by other jobs than wall time). Memory is the peak resident set
-size (``ru_maxrss``) of a fresh child process that builds the model and runs the predict path once.
+size (high-water mark, ``VmHWM``) of a fresh child process that builds the model and runs the predict path once.
 """
 from __future__ import annotations
 
@@ -69,8 +69,20 @@ def time_calls(fn: Callable[[], object], runs: int = 50, warmup: int = 5) -> Dic
 
 # --- memory ---------------------------------------------------------------------------------------------------------
 def peak_rss_mb() -> float:
-    """Peak resident set size of this process so far, in MiB (``getrusage(RUSAGE_SELF).ru_maxrss``: KiB on Linux,
-    bytes on macOS)."""
+    """Peak resident set size of this process so far, in MiB.
+
+    Linux: ``VmHWM`` of ``/proc/self/status``, the high-water mark of this program's own memory map. Not
+    ``ru_maxrss``: the kernel carries that over ``execve``, so a child started by ``fork`` + ``exec`` (multiprocessing's
+    spawn) would report at least its parent's size at the fork. Elsewhere ``getrusage(RUSAGE_SELF).ru_maxrss``
+    (KiB on Linux, bytes on macOS).
+    """
+    try:
+        with open('/proc/self/status') as f:
+            for line in f:
+                if line.startswith('VmHWM:'):
+                    return int(line.split()[1]) / 2 ** 10  # kB
+    except (OSError, ValueError, IndexError):
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 2 ** 20 if sys.platform == 'darwin' else peak / 2 ** 10
 
@@ -131,7 +143,7 @@ def _predict_memory_child(config: str, shape: Sequence[int], threads: Optional[i
 def predict_peak_rss(config: str, shape: Sequence[int], threads: Optional[int] = None,
                      timeout: float = 3600.0) -> Dict[str, float]:
     """Peak RSS (MiB) of the predict path of ``config`` on a random input of ``shape``, measured in a fresh
-    (spawned) child process by its own ``ru_maxrss``: ``peak_mb`` (imports, model, input and one predict call),
+    (spawned) child process by its own high-water mark (``peak_rss_mb``): ``peak_mb`` (imports, model, input and one predict call),
     ``before_predict_mb`` (the same before the call), ``predict_mb`` (their difference) and ``seconds``."""
     ctx = multiprocessing.get_context('spawn')
     receiver, sender = ctx.Pipe(duplex=False)

@@ -8,7 +8,7 @@ post-processing on a random input of the same size).
 
 ``--memory`` measures instead the peak resident set size of the predict path: a fresh child process (spawned, so
 nothing of this process counts) builds the model, runs the predict path once on a random input of ``--shape`` and
-reports its own ``resource.getrusage(RUSAGE_SELF).ru_maxrss`` before and after the call.
+reports its own peak RSS (``VmHWM``, see ``tasks.profiling.peak_rss_mb``) before and after the call.
 """
 from __future__ import annotations
 

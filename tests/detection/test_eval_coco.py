@@ -162,7 +162,7 @@ def test_offline_coco_scorer_bad_input(assets, tmp_path):
     with pytest.raises(ValueError, match=r'bad\.json: a COCO results file is a JSON list'):
         CocoScorer.score(argparse.Namespace(ann_file=gt_file, results=str(bad)))
     bad.write_text(json.dumps([dict(image_id=123456, category_id=1, bbox=[0, 0, 1, 1], score=0.5)]))
-    with pytest.raises(ValueError, match=r'bad\.json: detections name image ids that are not in the ground truth'):
+    with pytest.raises(ValueError, match=r'bad\.json: 1 image_id\(s\) are neither image ids nor image file names of the ground truth: 123456'):
         CocoScorer.score(argparse.Namespace(ann_file=gt_file, results=str(bad)))
     bad.write_text('[{"image_id": 36, "bbox": [0, 0]}]')
     with pytest.raises(ValueError, match=r'bad\.json: entry 0 needs'):
