@@ -20,7 +20,8 @@ from mmengine.runner import Runner
 
 import tasks  # noqa: F401  (registers models and the checkpoint handling)
 import data  # noqa: F401  (registers datasets, transforms, metrics)
-from tasks import load_config
+from tasks import build_model, load_config
+from tasks.cli import check_config_paths
 from tasks.checkpoint import find_resumable_checkpoint
 from tasks.distributed import (LAUNCHERS, broadcast_object, check_eval_samplers, configure_distributed,
                                default_backend, init_distributed, is_main_process, shutdown_distributed)
@@ -110,6 +111,10 @@ def main(argv=None) -> None:
             if is_main_process():
                 print(f'resuming from {checkpoint}')
             cfg.resume, cfg.load_from = True, checkpoint
+    # bad input ends here, with one error line, before the Runner's environment dump
+    check_config_paths(cfg, ('model', 'train_dataloader', 'val_dataloader', 'val_evaluator'), f'config {args.config}')
+    if args.load_from and not cfg.get('resume'):
+        build_model(cfg, args.load_from)  # strict: a checkpoint that does not fit the model is named now
     add_required_hooks(cfg)
     if cfg.get('train_dataloader') is not None and 'worker_init_fn' not in cfg.train_dataloader:
         # worker seeds that change every epoch and are reproduced on resume (mmengine's repeat every epoch)
