@@ -186,3 +186,36 @@ def test_detection_with_nms_in_graph_equals_predict(tmp_path):
     model.post_processor.score_thr = 1.1
     none = DetectorWithNMS(model, (320, 320), max_det=5)(x)
     assert none[3].item() == 0 and (none[2] == -1).all() and (none[1] == 0).all()
+
+
+@pytest.mark.slow
+def test_tools_run_the_onnxruntime_backend(tmp_path):
+    """benchmark.py and infer.py --backend onnxruntime, and --fuse, on the bundled ESPCN x3."""
+    import importlib.util
+
+    def tool(name):
+        spec = importlib.util.spec_from_file_location(f'_onnx_backend_{name}', REPO / 'tools' / f'{name}.py')
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    cfg, ckpt = str(REPO / 'configs' / 'espcn_x3_500e_t91.py'), str(REPO / 'checkpoints' / 'espcn_x3_t91.pth')
+    onnx = tmp_path / 'espcn.onnx'
+    export(build_model(cfg, ckpt), (1, 32, 32), str(onnx), opset=17, dynamic=True, legacy=True)
+    report = tool('benchmark').main([cfg, '--shape', '1', '48', '48', '--runs', '2', '--warmup', '1', '--threads', '1',
+                                     '--backend', 'onnxruntime', '--onnx', str(onnx), '--json'])
+    assert report['backend'] == 'onnxruntime' and report['tensor']['median_ms'] > 0 and 'error' not in report['predict']
+    fused = tool('benchmark').main([cfg, '--shape', '1', '48', '48', '--runs', '2', '--warmup', '1', '--fuse',
+                                    '--json'])
+    assert fused['fused'] and fused['params'] == report['params']
+    with pytest.raises(ValueError, match='--backend onnxruntime needs --onnx'):
+        tool('benchmark').main([cfg, '--backend', 'onnxruntime'])
+    image = str(ASSETS / 'images' / 'bus_lr_x3.png')
+    infer = tool('infer')
+    written = infer.main([cfg, str(onnx), '--input', image, '--output', str(tmp_path / 'ort'), '--save-raw',
+                          '--backend', 'onnxruntime', '--threads', '1'])
+    reference = infer.main([cfg, ckpt, '--input', image, '--output', str(tmp_path / 'torch'), '--save-raw'])
+    raw = [p for p in written if '/raw/' in p.replace('\\', '/')]
+    raw_ref = [p for p in reference if '/raw/' in p.replace('\\', '/')]
+    assert raw and raw_ref
+    a, b = read_rgb(raw_ref[0]).astype(int), read_rgb(raw[0]).astype(int)
+    assert a.shape == b.shape and np.abs(a - b).max() <= 1  # uint8 rounding of equal float outputs
