@@ -116,10 +116,39 @@ def unique_names(paths: Sequence[Union[str, Path]]) -> List[str]:
     return unique
 
 
+def _swap_red_blue(image: np.ndarray, band_pixels: int = 1 << 16) -> None:
+    """Reverse the channel order of an HxWx3 array in place, a band of rows at a time (RGB <-> BGR)."""
+    rows = max(1, band_pixels // max(1, image.shape[1]))
+    for y0 in range(0, image.shape[0], rows):
+        band = image[y0:y0 + rows]
+        band[...] = band[..., ::-1]  # numpy buffers the overlapping band, not the image
+
+
 def write_rgb(path: Union[str, Path], image: np.ndarray) -> None:
+    """Write an HxWx3 RGB array (uint8, or uint16 for PNG/TIFF) to ``path`` in the format its suffix names.
+
+    OpenCV encodes BGR. A writeable C-contiguous ``image`` is turned into BGR in place, band by band, and back
+    once written (also on failure), so no full-size copy is made (a 12000 x 9000 picture would cost 324 MB more;
+    PIL would hold it as 4 bytes a pixel): the caller's array reads BGR while this runs, so do not share it with
+    another thread meanwhile. Other arrays (read-only, views) are converted through a copy.
+    """
     path = check_writable(path)
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f'cannot write image {path}: expected an HxWx3 RGB array, got shape {image.shape}')
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    if not cv2.imwrite(path, cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2BGR)):
+    try:
+        if image.flags.c_contiguous and image.flags.writeable:
+            _swap_red_blue(image)
+            try:
+                written = cv2.imwrite(path, image)
+            finally:
+                _swap_red_blue(image)
+        else:
+            written = cv2.imwrite(path, cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2BGR))
+    except cv2.error as err:  # e.g. a suffix OpenCV has no writer for
+        raise OSError(f'cannot write image {path}: {getattr(err, "err", None) or err}') from err
+    if not written:
         raise OSError(f'cannot write image {path}')
 
 

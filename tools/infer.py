@@ -12,6 +12,11 @@ in ``<output>/raw/<name>.png`` (``--metric psnr --pred-dir <output>/raw``), dete
 ``<output>/detections.json`` for the run (``--metric coco``; ``image_id`` from ``--ann-file`` or the file stem),
 label maps in ``<output>/labels/`` (``--metric miou``), depth ``<name>.npy`` (``--metric depth``), NIfTI volumes.
 A progress bar shows the frames per second.
+
+Large images, bounded memory: the super-resolution picture is a preview, each panel at most 2048 pixels a side;
+the full-size super-resolved image is ``<output>/raw/<name>.png``, written with ``--save-raw`` and always when the
+picture had to be scaled down. Segmentation and depth models process inputs over ``--max-pixels`` scaled down and
+give their results at the input's size.
 """
 from __future__ import annotations
 
@@ -61,9 +66,14 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help='onnxruntime: CHECKPOINT is an .onnx file of this config (tools/export.py, '
                         'tools/quantize.py) run by onnxruntime; pre/post-processing stay the same')
     parser.add_argument('--fuse', action='store_true', help='fold BatchNorms into convolutions (torch backend)')
+    parser.add_argument('--max-pixels', type=int,
+                        help='segmentation/depth: inputs over this many pixels are processed scaled down (default: '
+                             "the model's test_cfg, 2048x1024); 0 = no limit")
     args = parser.parse_args(argv)
     if not 0.0 <= args.score_thr <= 1.0:
         parser.error(f'--score-thr must lie in [0, 1], got {args.score_thr}')
+    if args.max_pixels is not None and args.max_pixels < 0:
+        parser.error(f'--max-pixels must be a number of pixels >= 0 (0 = no limit), got {args.max_pixels}')
     return args
 
 
@@ -167,6 +177,17 @@ class InferenceRun:
             return []
         return self.inferencer.model.save_result(result, stem)
 
+    def save_full_size(self, result: dict, stem: str, picture: np.ndarray) -> List[str]:
+        """An image result (super-resolution) that the picture shows scaled down (a preview) is written at full
+        size as ``--save-raw`` would, unless ``--save-raw`` already did: the output itself is never lost."""
+        if self.args.save_raw or 'image' not in result or picture.shape[0] >= result['image'].shape[0]:
+            return []
+        paths = self.inferencer.model.save_result(result, stem)
+        h, w = result['image'].shape[:2]
+        tqdm.write(f'the picture is a preview ({picture.shape[1]}x{picture.shape[0]}); the full-size {w}x{h} result '
+                   f'-> {", ".join(paths)}')
+        return paths
+
     def finish(self) -> List[str]:
         """Write the run's detections json (when a detection model ran with ``--save-raw``)."""
         if self.detections is None:
@@ -195,7 +216,10 @@ class InferenceRun:
                 continue
             result = self.inferencer.predict(image, name=name, file=path)
             written += self.save_raw(result, osp.join(self.args.output, name), self.image_id(name, path))
-            write_rgb(picture_path, np.ascontiguousarray(self.inferencer.visualize(image, result, **self.options)))
+            picture = self.inferencer.visualize(image, result, **self.options)
+            written += self.save_full_size(result, osp.join(self.args.output, name), picture)
+            write_rgb(picture_path, np.ascontiguousarray(picture))
+            del picture
             written.append(picture_path)
             if 'scores' in result:
                 drawn, total = self.count(result)
@@ -282,6 +306,9 @@ def main(argv=None) -> List[str]:
         raise ValueError(f'--output {args.output} is a file; give a folder')
     inferencer = Inferencer(args.config, args.checkpoint, device=args.device, backend=args.backend, fuse=args.fuse,
                             threads=args.threads)
+    if args.max_pixels is not None:
+        from tasks.tiling import set_max_pixels
+        set_max_pixels(inferencer.model, args.max_pixels or None)
     files = collect_inputs(args.input, inferencer)
     os.makedirs(args.output, exist_ok=True)
     run = InferenceRun(inferencer, args)

@@ -9,9 +9,16 @@ import numpy as np
 from .panels import label_panels
 
 
-def depth_range(depth: np.ndarray) -> Tuple[float, float]:
-    """(near, far) of the valid pixels (2nd and 98th percentiles, robust to a few outliers)."""
-    valid = depth[np.isfinite(depth) & (depth > 0)]
+def depth_range(depth: np.ndarray, max_samples: int = 1 << 22) -> Tuple[float, float]:
+    """(near, far) of the valid pixels (2nd and 98th percentiles, robust to a few outliers).
+
+    Maps over ``max_samples`` pixels are read on a regular grid of about that many pixels (every ``s``-th row and
+    column), so a large map costs no full-size copies.
+    """
+    depth = np.asarray(depth)
+    step = max(1, int(np.ceil(np.sqrt(depth.size / max_samples)))) if depth.ndim == 2 else 1
+    sample = depth[::step, ::step] if step > 1 else depth
+    valid = sample[np.isfinite(sample) & (sample > 0)]
     if valid.size == 0:
         return 0.0, 1.0
     near, far = np.percentile(valid, [2, 98])
@@ -19,19 +26,30 @@ def depth_range(depth: np.ndarray) -> Tuple[float, float]:
 
 
 def colorize_depth(depth: np.ndarray, near: Optional[float] = None, far: Optional[float] = None,
-                   colormap: int = cv2.COLORMAP_TURBO) -> np.ndarray:
-    """HxW metres -> HxWx3 uint8 RGB; ``near`` maps to the warm end, ``far`` to the cold end."""
-    depth = np.asarray(depth, np.float32)
+                   colormap: int = cv2.COLORMAP_TURBO, band_pixels: int = 1 << 18) -> np.ndarray:
+    """HxW metres -> HxWx3 uint8 RGB; ``near`` maps to the warm end, ``far`` to the cold end.
+
+    Computed over bands of rows of about ``band_pixels`` pixels: the picture is the only full-size array made.
+    """
+    depth = np.asarray(depth)
     if depth.ndim != 2:
         raise ValueError(f'expected an HxW depth map, got shape {depth.shape}')
-    auto_near, auto_far = depth_range(depth)
-    near = auto_near if near is None else near
-    far = auto_far if far is None else far
-    closeness = np.clip((far - depth) / max(far - near, 1e-6), 0.0, 1.0)  # 1 = near
-    bgr = cv2.applyColorMap(np.round(closeness * 255).astype(np.uint8), colormap)
-    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-    rgb[~(np.isfinite(depth) & (depth > 0))] = 0
-    return rgb
+    if near is None or far is None:
+        auto_near, auto_far = depth_range(depth)
+        near = auto_near if near is None else near
+        far = auto_far if far is None else far
+    out = np.empty(depth.shape + (3,), np.uint8)
+    rows = max(1, band_pixels // max(1, depth.shape[1]))
+    for y0 in range(0, depth.shape[0], rows):
+        band = np.asarray(depth[y0:y0 + rows], np.float32)
+        invalid = ~(np.isfinite(band) & (band > 0))
+        closeness = np.clip((far - band) / max(far - near, 1e-6), 0.0, 1.0)  # 1 = near
+        closeness[invalid] = 0.0  # painted black below
+        bgr = cv2.applyColorMap(np.round(closeness * 255).astype(np.uint8), colormap)
+        target = out[y0:y0 + rows]
+        target[...] = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        target[invalid] = 0
+    return out
 
 
 def depth_panel(image: np.ndarray, depth: np.ndarray, near: Optional[float] = None,

@@ -166,8 +166,14 @@ class SuperResolver(TaskModel):
         return [path]
 
     def visualize(self, image: np.ndarray, result: dict) -> np.ndarray:
-        """Bicubic (left) and ESPCN (right) side by side, labelled."""
-        from data.visualization import label_panels
-        sr = result['image']
+        """Bicubic (left) and ESPCN (right) side by side, labelled: a preview, each panel at most
+        ``PREVIEW_MAX_SIDE`` (2048) pixels a side (the SR image area-averaged down, the bicubic up-scaling made at
+        that size), so a 12000 x 9000 output costs no full-size copies; ``save_result`` writes the image itself."""
+        from data.visualization.panels import fit_preview, label_panels
+        sr = fit_preview(result['image'])
+        label = f'ESPCN x{self.scale}'
+        if sr is not result['image']:
+            height, width = result['image'].shape[:2]
+            label += f' (preview of {width}x{height})'
         bicubic = bicubic_resize(image, sr.shape[:2])
-        return label_panels([bicubic, sr], ['bicubic', f'ESPCN x{self.scale}'])
+        return label_panels([bicubic, sr], ['bicubic', label])
