@@ -192,7 +192,8 @@ def test_infer_max_pixels_reaches_the_model(tmp_path, monkeypatch):
     assert seen == [(60, 80), (30, 40), (60, 80)]  # 1200 pixels: 30 x 40, same aspect
     assert limits == [2048 * 1024, 1200, None]
     from data.visualization.masks import read_label_png
-    assert read_label_png(str(tmp_path / 'capped' / 'labels' / 'photo.png')).shape == (60, 80)  # results at the input's size all the same
+    labels = read_label_png(str(tmp_path / 'capped' / 'labels' / 'photo.png'))
+    assert labels.shape == (60, 80)  # results at the input's size all the same
     with pytest.raises(SystemExit):
         infer.parse_args(base + ['--output', str(tmp_path / 'x'), '--max-pixels', '-1'])
     with pytest.raises(ValueError, match='SuperResolver has no max_pixels'):
