@@ -1,5 +1,6 @@
 """tasks.fuse folds BatchNorm into convolutions without changing outputs (every config); Efficient ConvBN training
 gives the plain path's loss and gradients."""
+import copy
 from pathlib import Path
 
 import pytest
@@ -62,19 +63,41 @@ def test_fused_outputs_equal(path):
     blocks = [name for name, m in model.named_modules() if isinstance(m, nn.Sequential)
               and any(isinstance(c, _BatchNorm) for c in m.children())]
     fused = fuse(model, inplace=False)
-    assert not any(isinstance(m, _BatchNorm) for m in fused.modules()), f'left: {unfused_norms(fused)}'
+    n_bn = sum(isinstance(m, _BatchNorm) for m in model.modules())
+    left = [m for m in fused.modules() if isinstance(m, _BatchNorm)]
+    assert n_bn == 0 or len(left) < n_bn  # something folded
+    for parent in fused.modules():  # nothing foldable left: no BN right after a conv in a Sequential
+        if isinstance(parent, nn.Sequential):
+            kids = list(parent.children())
+            assert not any(isinstance(a, nn.modules.conv._ConvNd) and isinstance(b, _BatchNorm)
+                           for a, b in zip(kids, kids[1:])), f'left: {unfused_norms(fused)}'
+    if left:  # BNs after a token mixer (InceptionNeXt) or after pooling (MobileNetV4 head): listed, not folded
+        assert set(unfused_norms(fused)) >= {n for n, m in fused.named_modules() if isinstance(m, _BatchNorm)}
     assert len(list(fused.modules())) == len(list(model.modules()))  # BN -> Identity: same layout and names
-    ref_blocks, fused_blocks = record_blocks(model, blocks), record_blocks(fused, blocks)
-    with torch.no_grad():
+    with torch.no_grad():  # the float32 outputs: equal to 1e-5 relative
         reference = flat(model(x, mode='tensor'))
         outputs = flat(fused(x, mode='tensor'))
     assert len(outputs) == len(reference)
-    pairs = list(zip(outputs, reference)) + [(fused_blocks[n], ref_blocks[n]) for n in ref_blocks]
-    assert len(ref_blocks) == len(fused_blocks) and (len(ref_blocks) > 0) == (len(blocks) > 0)
-    for out, ref in pairs:
-        scale = max(ref.abs().max().item(), 1e-3)
-        torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5 * scale)
-    assert max(r.abs().max().item() for _, r in pairs) > 0
+    for out, ref in zip(outputs, reference):
+        torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5 * max(ref.abs().max().item(), 1e-3))
+    # every folded block in float64 (random features can reach 1e4 before a BN, where float32 rounding alone is
+    # 1e-3): the folding itself is exact
+    model64 = copy.deepcopy(model).double()
+    fused64 = fuse(copy.deepcopy(model64))
+    ref_blocks, fused_blocks = record_blocks(model64, blocks), record_blocks(fused64, blocks)
+    with torch.no_grad():
+        model64(x.double(), mode='tensor'), fused64(x.double(), mode='tensor')
+    assert set(ref_blocks) == set(fused_blocks) and (len(ref_blocks) > 0) == (len(blocks) > 0)  # aux heads idle
+    for name in ref_blocks:
+        ref = ref_blocks[name]
+        torch.testing.assert_close(fused_blocks[name], ref, rtol=1e-9, atol=1e-9 * max(ref.abs().max().item(), 1e-3),
+                                   msg=name)
+    assert max([r.abs().max().item() for r in reference] + [r.abs().max().item() for r in ref_blocks.values()]) > 0
+    if len(x.shape) == 4:  # channels-last weights (tasks.fuse(channels_last=True)): the same outputs
+        fuse(fused, channels_last=True)
+        with torch.no_grad():
+            for out, ref in zip(flat(fused(x, mode='tensor')), reference):
+                torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5 * max(ref.abs().max().item(), 1e-3))
 
 
 def test_fuse_folds_hand_made_block_exactly():
