@@ -53,7 +53,7 @@ def benchmark(config, shape: Optional[Sequence[int]] = None, runs: int = 50, war
     report = dict(config=str(config), input_shape=[1, *shape], threads=torch.get_num_threads(),
                   params=count_parameters(model), macs=count_macs(lambda: model(example, mode='tensor')))
     if fuse:  # Conv+BN folding (tasks.fuse); MACs and parameters above are the model's own
-        tasks.fuse(model)
+        tasks.fuse(model, channels_last=True)  # NHWC weights: measured faster here (benchmarks/deploy.py)
         report['fused'] = True
     if onnx:  # the network in onnxruntime, pre/post-processing in Python (tasks.onnx_backend)
         from tasks.onnx_backend import use_onnxruntime
@@ -88,7 +88,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--warmup', type=int, default=5, help='untimed runs first')
     parser.add_argument('--threads', type=int, help='torch CPU threads (default: torch default)')
     parser.add_argument('--no-predict', action='store_true', help='time the tensor mode only')
-    parser.add_argument('--fuse', action='store_true', help='fold BatchNorms into convolutions first (tasks.fuse)')
+    parser.add_argument('--fuse', action='store_true', help='fold BatchNorms into convolutions first, channels-last '
+                        'weights (tasks.fuse)')
     parser.add_argument('--backend', choices=('torch', 'onnxruntime'), default='torch',
                         help='onnxruntime: time the network of --onnx in onnxruntime (same pre/post-processing)')
     parser.add_argument('--onnx', help='the ONNX file of this config for --backend onnxruntime (tools/export.py or '

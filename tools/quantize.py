@@ -160,12 +160,21 @@ def quantize(fp32_path: str, output: str, reader: ArrayReader, method: str = 'mi
         quant_pre_process(fp32_path, prepared, skip_symbolic_shape=True)
     calibrate = {'minmax': CalibrationMethod.MinMax, 'percentile': CalibrationMethod.Percentile,
                  'entropy': CalibrationMethod.Entropy}[method]
-    try:
+    def run(method):
+        reader.rewind()
         quantize_static(prepared, output, reader, quant_format=QuantFormat.QDQ, per_channel=True,
                         weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8,
-                        calibrate_method=calibrate, nodes_to_exclude=list(exclude),
+                        calibrate_method=method, nodes_to_exclude=list(exclude),
                         extra_options={'WeightSymmetric': True, 'ActivationSymmetric': False,
                                        'CalibPercentile': percentile})
+    try:
+        try:
+            run(calibrate)
+        except ValueError as err:  # numpy cannot histogram a tensor that is constant over the calibration set
+            if 'bins' not in str(err) or calibrate == CalibrationMethod.MinMax:
+                raise
+            print(f'note: {method} calibration failed on a constant tensor ({err}); calibrating with minmax')
+            run(CalibrationMethod.MinMax)
     finally:
         if osp.exists(prepared):
             os.remove(prepared)

@@ -3,6 +3,7 @@ gives the plain path's loss and gradients."""
 import copy
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -143,3 +144,19 @@ def test_efficient_conv_bn_eval_same_loss_and_gradients():
         assert p.grad is not None and grads[name].grad is not None, name
         torch.testing.assert_close(grads[name].grad, p.grad, rtol=1e-4, atol=1e-6, msg=name)
     assert efficient.backbone.forward.__func__ is not type(efficient.backbone).forward  # the traced forward runs
+
+
+def test_inferencer_fuse_gives_the_same_results(tmp_path):
+    """Inferencer(fuse=True): BN folded, channels-last weights, the same scores."""
+    from tasks import Inferencer
+    cfg = load_config(CONFIGS[0].parent / 'classifier_mobilenetv2_1x_imagenet.py')
+    plain = Inferencer(cfg)
+    randomise_norms(plain.model)
+    torch.save({'state_dict': plain.model.state_dict()}, tmp_path / 'w.pth')
+    fused = Inferencer(cfg, str(tmp_path / 'w.pth'), fuse=True)
+    assert not unfused_norms(fused.model) and getattr(fused.model, 'fused', False)
+    assert fused.model.backbone.features[1].depthwise[0].weight.is_contiguous(memory_format=torch.channels_last)
+    image = np.random.default_rng(0).integers(0, 256, (224, 224, 3), dtype=np.uint8)
+    a, b = plain(image), fused(image)
+    assert a['label'] == b['label']
+    np.testing.assert_allclose(b['scores'], a['scores'], rtol=1e-4, atol=1e-6)
