@@ -199,15 +199,17 @@ def timed_functions(name: str, built: dict, t: int, channels_last: bool) -> Dict
     return fns
 
 
-def ratios(latency: Dict[str, dict]) -> Dict[str, dict]:
+def ratios(latency: Dict[str, dict], stat: str = 'median_ms') -> Dict[str, dict]:
+    """Per variant its ``stat`` (wall ``median_ms`` or process ``cpu_ms``) over torch eager's, torchvision's and
+    (int8) onnxruntime fp32's."""
     out = {}
     for key, stats in latency.items():
         part = key.split('/')[0]
-        r = dict(vs_torch_eager=stats['median_ms'] / latency[f'{part}/torch_eager']['median_ms'])
+        r = dict(vs_torch_eager=stats[stat] / latency[f'{part}/torch_eager'][stat])
         if f'{part}/torchvision_eager' in latency:
-            r['vs_torchvision_eager'] = stats['median_ms'] / latency[f'{part}/torchvision_eager']['median_ms']
+            r['vs_torchvision_eager'] = stats[stat] / latency[f'{part}/torchvision_eager'][stat]
         if key.endswith('ort_int8'):
-            r['vs_ort_fp32'] = stats['median_ms'] / latency[f'{part}/ort_fp32']['median_ms']
+            r['vs_ort_fp32'] = stats[stat] / latency[f'{part}/ort_fp32'][stat]
         out[key] = r
     return out
 
@@ -232,9 +234,14 @@ def main(argv=None) -> dict:
                 fns = timed_functions(name, built, t, not args.no_channels_last)
                 latency = time_interleaved(fns, args.runs, args.warmup)
                 entry['threads'][str(t)] = dict(latency_ms={k: round(v['median_ms'], 3) for k, v in latency.items()},
+                                                cpu_ms={k: round(v['cpu_ms'], 3) for k, v in latency.items()},
+                                                cpu_ratios={k: {a: round(b, 3) for a, b in r.items()}
+                                                            for k, r in ratios(latency, 'cpu_ms').items()},
                                                 ratios={k: {a: round(b, 3) for a, b in r.items()}
                                                         for k, r in ratios(latency).items()})
                 print_table(name, t, latency, ratios(latency))
+                print('  cpu-time ratios: ' + '; '.join(f'{k} {v["vs_torch_eager"]:.2f}'
+                                                         for k, v in sorted(ratios(latency, 'cpu_ms').items())))
             if entry['agreement_int8_vs_fp32']:
                 print(f'  int8 vs fp32 (proxy, random weights): {entry["agreement_int8_vs_fp32"]}')
             report[name] = entry
@@ -251,7 +258,7 @@ def print_table(name: str, threads: int, latency: Dict[str, dict], rat: Dict[str
     for key in sorted(latency):
         r = rat[key]
         extra = ''.join(f'  {k} {v:.2f}' for k, v in r.items())
-        print(f'  {key:34s} {latency[key]["median_ms"]:8.2f} ms{extra}')
+        print(f'  {key:34s} {latency[key]["median_ms"]:8.2f} ms (cpu {latency[key]["cpu_ms"]:8.2f} ms){extra}')
 
 
 if __name__ == '__main__':
