@@ -11,8 +11,9 @@ Two things differ in form from the eager path so that both ONNX exporters take i
 the score threshold is applied after NMS, not before (a filter before NMS makes the box count data-dependent and
 torchvision's ``batched_nms`` branches on it, which the torch.export-based exporter cannot trace), and class-wise
 NMS is written in its coordinate-offset form (``torchvision.ops.nms`` on boxes shifted apart per class, on a 2D grid
-of cells so that coordinates stay small), the form ``batched_nms`` itself uses when tracing. Both are exact: NMS visits boxes best first and a box only suppresses
-lower-scored ones, so boxes under the threshold never remove one above it.
+of cells so that coordinates stay small), the form ``batched_nms`` itself uses when tracing. Both are exact: NMS
+visits boxes best first and a box only suppresses lower-scored ones, so boxes under the threshold never remove one
+above it.
 """
 from __future__ import annotations
 
