@@ -42,7 +42,7 @@ def _foldable(conv: nn.Module, bn: nn.Module) -> bool:
 def to_channels_last(model: nn.Module) -> nn.Module:
     """2D convolution weights in NHWC (``torch.channels_last``): the convolutions then run channels-last (oneDNN's
     preferred layout) and pass that layout on. Measured on this 2-core machine (benchmarks/deploy.py): fused
-    MobileNetV2 0.70x and SSDLite 0.76x eager with it, 0.97x and 0.84x without. 3D convolutions are left alone."""
+    MobileNetV2 0.63x and SSDLite 0.70x eager with it, 0.82x and 0.86x without. 3D convolutions are left alone."""
     for m in model.modules():
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
             m.weight.data = m.weight.data.contiguous(memory_format=torch.channels_last)
