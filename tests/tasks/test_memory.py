@@ -30,10 +30,14 @@ def write_clip(path: Path, frames: int, size=(64, 48)) -> None:
 
 
 def test_rss_helpers_measure_this_process():
+    import mmap
     before = current_rss_mb()
-    block = np.ones(64 * 2 ** 20, np.uint8)  # 64 MiB, touched
+    # 64 MiB of fresh anonymous pages, touched: np.ones could be served from heap pages an earlier test left
+    # resident (then RSS would not grow), a new mapping cannot
+    block = mmap.mmap(-1, 64 * 2 ** 20)
+    np.frombuffer(block, np.uint8)[:] = 1
     assert current_rss_mb() - before > 50 and peak_rss_mb() >= current_rss_mb() - 1
-    del block
+    block.close()
 
 
 @pytest.mark.slow
