@@ -137,8 +137,11 @@ def check_eval_samplers(cfg: Mapping, keys=('val_dataloader', 'test_dataloader')
 
 
 def shutdown_distributed() -> None:
-    """Destroy the default process group, if one was created."""
+    """Destroy the default process group, if one was created, after every rank has reached this point: a rank
+    that tears its group down while another still talks to it can abort in gloo's threads."""
     if dist.is_available() and dist.is_initialized():
+        if dist.get_world_size() > 1:
+            dist.barrier()
         dist.destroy_process_group()
 
 
