@@ -17,25 +17,13 @@ import json
 import os
 from typing import Optional, Sequence
 
-import numpy as np
 import torch
 
 import data  # noqa: F401
 import tasks  # noqa: F401
 from tasks import build_model, load_config
 from tasks.cli import require_file
-from tasks.profiling import count_macs, count_parameters, time_calls
-
-
-def random_sample(shape: Sequence[int]) -> dict:
-    """A random input of the model's input size: an RGB uint8 image for 2D models, a float volume otherwise."""
-    rng = np.random.default_rng(0)
-    if len(shape) == 3:
-        image = rng.integers(0, 256, (shape[1], shape[2], 3), dtype=np.uint8)
-    else:
-        image = rng.standard_normal(tuple(shape)).astype(np.float32)
-    ori_shape = tuple(image.shape[:2]) if image.ndim <= 3 else tuple(image.shape[1:])  # volumes: CxDxHxW
-    return dict(img=image, meta=dict(img_id='benchmark', file=None, ori_shape=ori_shape))
+from tasks.profiling import count_macs, count_parameters, random_sample, time_calls
 
 
 def benchmark(config, shape: Optional[Sequence[int]] = None, runs: int = 50, warmup: int = 5,
