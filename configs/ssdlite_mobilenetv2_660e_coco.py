@@ -19,27 +19,13 @@
 #   auto_scale_lr keeps lr / batch constant when run with another total batch size.
 # Augmentation: SSD's (photometric distortion, zoom out, the paper's minimum-IoU crop with the "some object" rule
 # and the unconstrained patch, flip), data/transforms/detection.py.
-_base_ = ['./_base_/default_runtime.py']
+_base_ = ['./_base_/default_runtime.py', './_base_/coco_categories.py']
 datasets_root = '{{$MOBILEVISION_DATA:{{ fileDirname }}/../datasets}}'  # or $MOBILEVISION_DATA
 coco_root = datasets_root + '/coco'
 input_size = 320
 norm = dict(type='bn', eps=0.001, momentum=0.03)
-coco_classes = (
-    'person', 'bicycle', 'car', 'motorcycle', 'airplane', 'bus', 'train', 'truck', 'boat', 'traffic light',
-    'fire hydrant', 'stop sign', 'parking meter', 'bench', 'bird', 'cat', 'dog', 'horse', 'sheep', 'cow',
-    'elephant', 'bear', 'zebra', 'giraffe', 'backpack', 'umbrella', 'handbag', 'tie', 'suitcase', 'frisbee',
-    'skis', 'snowboard', 'sports ball', 'kite', 'baseball bat', 'baseball glove', 'skateboard', 'surfboard',
-    'tennis racket', 'bottle', 'wine glass', 'cup', 'fork', 'knife', 'spoon', 'bowl', 'banana', 'apple',
-    'sandwich', 'orange', 'broccoli', 'carrot', 'hot dog', 'pizza', 'donut', 'cake', 'chair', 'couch',
-    'potted plant', 'bed', 'dining table', 'toilet', 'tv', 'laptop', 'mouse', 'remote', 'keyboard', 'cell phone',
-    'microwave', 'oven', 'toaster', 'sink', 'refrigerator', 'book', 'clock', 'vase', 'scissors', 'teddy bear',
-    'hair drier', 'toothbrush')
-coco_cat_ids = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 27, 28, 31,
-                32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57,
-                58, 59, 60, 61, 62, 63, 64, 65, 67, 70, 72, 73, 74, 75, 76, 77, 78, 79, 80, 81, 82, 84, 85, 86, 87,
-                88, 89, 90)
 model = dict(
-    type='Detector', num_classes=80, classes=coco_classes, cat_ids=coco_cat_ids,
+    type='Detector', num_classes=80, classes={{_base_.coco_classes}}, cat_ids={{_base_.coco_cat_ids}},
     # TF object detection API convention for MobileNet SSD: pixels scaled to [-1, 1]
     data_preprocessor=dict(type='DetDataPreprocessor', mean=[127.5] * 3, std=[127.5] * 3),
     # feature points: 5 = layer14_expand (576 ch, stride 16), 8 = last_conv (1280 ch, stride 32)
