@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-# the repository's packages, not this folder's scripts (benchmarks/backbones.py would shadow the backbones package)
+# the repository's packages, not this folder's scripts (benchmarks/backbone_latency.py would shadow the backbones package)
 sys.path[:] = [p for p in sys.path if Path(p or '.').resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(REPO))
 PROBE_DIR = REPO / 'tests' / 'tools'

@@ -7,7 +7,7 @@ alike). Each backbone runs up to its deepest default map (stride 32), random wei
 the TorchScript-exported ONNX graph of the same module (static shape), ``intra_op_num_threads`` = the thread count.
 The table also gives parameters and MACs at 224 of the ImageNet classifier configs and the published top-1.
 
-    python benchmarks/backbones.py [--runs 20] [--sizes 224 320] [--threads 1 2] [--json OUT.json] [--markdown]
+    python benchmarks/backbone_latency.py [--runs 20] [--sizes 224 320] [--threads 1 2] [--json OUT.json] [--markdown]
 
 On a machine shared with other jobs run it with ``OMP_WAIT_POLICY=PASSIVE``: PyTorch's OpenMP threads otherwise
 spin-wait for a core another process holds, and two-thread calls took 1.4-4.4 s instead of tens of ms here.
