@@ -102,3 +102,11 @@ def group_per_class(metrics: Mapping[str, Any], classes: Sequence[str]) -> Dict[
         else:
             out[key] = value
     return out
+
+
+def input_shape(cfg: Mapping, shape: Optional[Sequence[int]], config_name: str) -> tuple:
+    """The network input shape of a tool: ``--shape`` if given, else the config's ``benchmark_shape``."""
+    shape = tuple(shape or cfg.get('benchmark_shape') or ())
+    if not shape:
+        raise ValueError(f'no --shape given and the config {config_name} has no benchmark_shape')
+    return shape

@@ -22,7 +22,7 @@ import torch
 import data  # noqa: F401
 import tasks  # noqa: F401
 from tasks import build_model, load_config
-from tasks.cli import require_file
+from tasks.cli import input_shape, require_file
 from tasks.profiling import count_macs, count_parameters, random_sample, time_calls
 
 
@@ -33,9 +33,7 @@ def benchmark(config, shape: Optional[Sequence[int]] = None, runs: int = 50, war
         torch.set_num_threads(threads)
     cfg = load_config(require_file(os.fspath(config), 'config file') if isinstance(config, (str, os.PathLike))
                       else config)
-    shape = tuple(shape or cfg.get('benchmark_shape') or ())
-    if not shape:
-        raise ValueError(f'no --shape given and the config {config} has no benchmark_shape')
+    shape = input_shape(cfg, shape, config)
     model = build_model(cfg)
     example = torch.randn(1, *shape)
     report = dict(config=str(config), input_shape=[1, *shape], threads=torch.get_num_threads(),
@@ -93,9 +91,7 @@ def memory(config, shape: Optional[Sequence[int]] = None, threads: Optional[int]
     from tasks.profiling import predict_peak_rss
     cfg = load_config(require_file(os.fspath(config), 'config file') if isinstance(config, (str, os.PathLike))
                       else config)
-    shape = tuple(shape or cfg.get('benchmark_shape') or ())
-    if not shape:
-        raise ValueError(f'no --shape given and the config {config} has no benchmark_shape')
+    shape = input_shape(cfg, shape, config)
     report = dict(config=str(config), input_shape=[1, *shape], threads=threads or torch.get_num_threads())
     report['memory'] = predict_peak_rss(config, shape, threads)
     return report

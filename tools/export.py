@@ -19,7 +19,7 @@ from torch import nn
 import data  # noqa: F401
 import tasks  # noqa: F401
 from tasks import build_model, load_config
-from tasks.cli import require_file
+from tasks.cli import input_shape, require_file
 
 
 class TensorMode(nn.Module):
@@ -158,9 +158,7 @@ def export_with_nms(model: nn.Module, shape: Sequence[int], args: argparse.Names
 def main(argv=None) -> List[float]:
     args = parse_args(argv)
     cfg = load_config(require_file(args.config, 'config file'))
-    shape = args.shape or cfg.get('benchmark_shape')
-    if not shape:
-        raise ValueError(f'no --shape given and the config {args.config} has no benchmark_shape')
+    shape = input_shape(cfg, args.shape, args.config)
     if args.checkpoint:
         require_file(args.checkpoint, 'checkpoint')
     require_export_packages(args.legacy)

@@ -165,15 +165,10 @@ class InferenceRun:
     def save_raw(self, result: dict, stem: str, image_id) -> List[str]:
         if not self.args.save_raw:
             return []
-        if 'bboxes' in result:  # detection: gathered into one COCO results json for the run
-            from data.evaluators.coco_metric import xyxy_to_coco_results
-            model = self.inferencer.model
-            cat_ids = model.cat_ids if getattr(model, 'cat_ids', None) is not None else \
-                list(range(int(np.max(result['labels'], initial=-1)) + 1))
+        if hasattr(self.inferencer.model, 'coco_results'):  # detectors: one COCO results json for the run
             if self.detections is None:
                 self.detections = []
-            self.detections += xyxy_to_coco_results(image_id, result['bboxes'], result['scores'], result['labels'],
-                                                    cat_ids)
+            self.detections += self.inferencer.model.coco_results(result, image_id)
             return []
         return self.inferencer.model.save_result(result, stem)
 

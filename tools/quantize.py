@@ -37,7 +37,7 @@ import torch
 import data  # noqa: F401
 import tasks  # noqa: F401
 from tasks import Inferencer, load_config
-from tasks.cli import require_file
+from tasks.cli import input_shape, require_file
 
 METHODS = ('minmax', 'percentile', 'entropy')
 SPLITS = ('train', 'val', 'test')
@@ -190,9 +190,7 @@ def main(argv=None) -> str:
         require_file(args.checkpoint, 'checkpoint')
     if args.calib not in SPLITS and not osp.isdir(args.calib):
         raise FileNotFoundError(f"--calib {args.calib} is neither a folder nor one of {', '.join(SPLITS)}")
-    shape = tuple(args.shape or cfg.get('benchmark_shape') or ())
-    if not shape:
-        raise ValueError(f'no --shape given and the config {args.config} has no benchmark_shape')
+    shape = input_shape(cfg, args.shape, args.config)
     inferencer = Inferencer(cfg, args.checkpoint)
     model = inferencer.model
     inputs = (list(dataset_inputs(cfg, model, args.calib, args.num_images, args.seed)) if args.calib in SPLITS

@@ -201,21 +201,24 @@ class Detector(TaskModel):
         from data.visualization.boxes import draw_detections
         return draw_detections(image, result, score_thr, self.classes)[0]
 
+    def coco_results(self, result: dict, image_id) -> List[dict]:
+        """The detections of one image as COCO result dicts (``bbox`` ``[x, y, w, h]``; ``category_id`` the
+        dataset's id when the model knows ``cat_ids``, else the label), with ``label`` and class ``name`` beside."""
+        from data.evaluators.coco_metric import xyxy_to_coco_results
+        n_out = self.num_classes if self.label_map is None else int((self.label_map >= 0).sum())
+        labels = np.asarray(result['labels'], np.int64).reshape(-1)
+        records = xyxy_to_coco_results(image_id, result['bboxes'], result['scores'], labels,
+                                       self.cat_ids if self.cat_ids is not None else list(range(n_out)))
+        for record, label in zip(records, labels):
+            record.update(label=int(label), name=self.class_name(int(label)))
+        return records
+
     def save_result(self, result: dict, stem: str) -> List[str]:
         """COCO results json ``stem + '.json'``: ``[{image_id, category_id, bbox: [x, y, w, h], score}]``.
 
         ``category_id`` is the dataset's category id when the model knows ``cat_ids``, else the label.
         """
-        image_id = result.get('img_id', os.path.basename(stem))
-        records = []
-        for box, score, label in zip(np.asarray(result['bboxes']), np.asarray(result['scores']),
-                                     np.asarray(result['labels'])):
-            x1, y1, x2, y2 = (float(v) for v in box)
-            label = int(label)
-            records.append(dict(image_id=image_id,
-                                category_id=self.cat_ids[label] if self.cat_ids is not None else label,
-                                bbox=[round(x1, 3), round(y1, 3), round(x2 - x1, 3), round(y2 - y1, 3)],
-                                score=round(float(score), 5), label=label, name=self.class_name(label)))
+        records = self.coco_results(result, result.get('img_id', os.path.basename(stem)))
         from data.io import check_writable
         path = check_writable(stem + '.json')
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)

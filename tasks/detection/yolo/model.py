@@ -147,4 +147,5 @@ class YOLODetector(TaskModel):
     # --- outputs for people and files: the same as the SSD detector's ------------------------------------------
     class_name = Detector.class_name
     visualize = Detector.visualize
+    coco_results = Detector.coco_results
     save_result = Detector.save_result
