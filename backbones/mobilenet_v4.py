@@ -4,9 +4,10 @@ Built from the universal inverted bottleneck (UIB, the paper's building block): 
 (``start``), the 1x1 expansion, an optional depthwise conv after it (``mid``), the 1x1 projection. Its instances are
 the inverted bottleneck (mid only), ConvNext-like (start only), ExtraDW (both) and FFN (neither). Stage 0 is regular
 convolutions (small) or a fused inverted bottleneck (medium: kxk expansion conv + 1x1 projection). The stride goes
-on ``mid`` when it exists, else on ``start``. The paper's architecture tables of Conv-S and Conv-M give the layers;
-the rows below are theirs: ('conv', k, s, out) | ('fused', k, s, expansion, out) | ('uib', start k, mid k, s,
-expansion, out), k = 0 meaning "no such conv". A final 1x1 conv to 960 ends the backbone; the classifier pools,
+on ``mid`` when it exists, else on ``start``. The paper's architecture tables of Conv-S and Conv-M (Appendix D,
+Tabs. 11 and 12) give the layers; the rows below are theirs (Tab. 12 with its head counts to 9,715,512 parameters,
+not the 9.2 M of the paper's Tab. 6: docs/backbones.md): ('conv', k, s, out) | ('fused', k, s, expansion, out) |
+('uib', start k, mid k, s, expansion, out), k = 0 meaning "no such conv". A final 1x1 conv to 960 ends the backbone; the classifier pools,
 then 1x1 conv to 1280 + BN + ReLU, then a linear layer. Every conv has BatchNorm; activations are ReLU.
 """
 from __future__ import annotations
@@ -31,6 +32,7 @@ MNV4_ARCHS: Dict[str, dict] = {
         [('uib', 3, 3, 2, 6.0, 128), ('uib', 5, 5, 1, 4.0, 128), ('uib', 0, 5, 1, 4.0, 128),
          ('uib', 0, 5, 1, 3.0, 128), ('uib', 0, 3, 1, 4.0, 128), ('uib', 0, 3, 1, 4.0, 128)],
         [('conv', 1, 1, 960)]]),
+    # params/macs: the paper's Tab. 6 (M, G at 256 px); its own Tab. 12, i.e. these rows, counts 9.72 M / 1.08 G
     'mobilenetv4_conv_medium': dict(stem=32, top1=79.9, params=9.2, macs=1.0, stages=[
         [('fused', 3, 2, 4.0, 48)],
         [('uib', 3, 5, 2, 4.0, 80), ('uib', 3, 3, 1, 2.0, 80)],

@@ -2,13 +2,16 @@
 
 Sizes are counted with torch.utils.flop_counter (as tools/benchmark.py) on the classifier configs at 224x224.
 """
+import itertools
 from pathlib import Path
 
 import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
+from torchvision.ops.misc import Conv2dNormActivation
 
 from backbones import BACKBONES, FasterNet, InceptionNeXt, MobileDet, MobileNetV4
+from backbones.mobilenet_v4 import FusedInvertedBottleneck
 from tasks import build_model
 
 REPO = Path(__file__).resolve().parents[2]
@@ -94,10 +97,89 @@ def test_classifier_size_matches_the_paper(name, p, m):
     assert _close(mac, m), (mac, m)
 
 
-def test_mobilenet_v4_medium_size_is_timm_s():
-    """timm's mobilenetv4_conv_medium (9,715,512 parameters) is ours exactly; the paper's table says 9.2M."""
+# MNv4-Conv-M as the paper's architecture table gives it (Qin et al. 2024, Appendix D, Tab. 12), row by row:
+# (block, DW K1, DW K2, expanded dim, output dim, stride), 0 for "-". Conv2D rows put their kernel in the K2 column.
+MNV4_CONV_M_TAB12 = [
+    ('Conv2D', 0, 3, 0, 32, 2),
+    ('FusedIB', 0, 3, 128, 48, 2),
+    ('ExtraDW', 3, 5, 192, 80, 2), ('ExtraDW', 3, 3, 160, 80, 1),
+    ('ExtraDW', 3, 5, 480, 160, 2), ('ExtraDW', 3, 3, 640, 160, 1), ('ExtraDW', 3, 3, 640, 160, 1),
+    ('ExtraDW', 3, 5, 640, 160, 1), ('ExtraDW', 3, 3, 640, 160, 1), ('ConvNext', 3, 0, 640, 160, 1),
+    ('FFN', 0, 0, 320, 160, 1), ('ConvNext', 3, 0, 640, 160, 1),
+    ('ExtraDW', 5, 5, 960, 256, 2), ('ExtraDW', 5, 5, 1024, 256, 1), ('ExtraDW', 3, 5, 1024, 256, 1),
+    ('ExtraDW', 3, 5, 1024, 256, 1), ('FFN', 0, 0, 1024, 256, 1), ('ConvNext', 3, 0, 1024, 256, 1),
+    ('ExtraDW', 3, 5, 512, 256, 1), ('ExtraDW', 5, 5, 1024, 256, 1), ('FFN', 0, 0, 1024, 256, 1),
+    ('FFN', 0, 0, 1024, 256, 1), ('ConvNext', 5, 0, 512, 256, 1),
+    ('Conv2D', 0, 1, 0, 960, 1),
+]  # then AvgPool, Conv2D 1x1 960 -> 1280, Conv2D 1x1 1280 -> 1000
+MNV4_CONV_M_STAGES = {'stem': 1, 'stage0': 1, 'stage1': 2, 'stage2': 8, 'stage3': 11, 'last_conv': 1}
+UIB_NAMES = {(True, True): 'ExtraDW', (True, False): 'ConvNext', (False, True): 'IB', (False, False): 'FFN'}
+
+
+def _table_row(block) -> tuple:
+    """One of our MobileNetV4 blocks written as a row of the paper's table."""
+    if isinstance(block, Conv2dNormActivation):
+        conv = block[0]
+        return 'Conv2D', 0, conv.kernel_size[0], 0, conv.out_channels, conv.stride[0]
+    if isinstance(block, FusedInvertedBottleneck):
+        conv = block.expand[0]
+        return 'FusedIB', 0, conv.kernel_size[0], conv.out_channels, block.out_channels, conv.stride[0]
+    start, mid = block.start, block.mid
+    strided = mid if mid is not None else start
+    return (UIB_NAMES[start is not None, mid is not None], 0 if start is None else start[0].kernel_size[0],
+            0 if mid is None else mid[0].kernel_size[0], block.expand[0].out_channels, block.out_channels,
+            1 if strided is None else strided[0].stride[0])
+
+
+def _count_table(rows, size: int) -> list:
+    """(parameters, MACs) of each row by the plain formulas: conv weights + BatchNorm scale and shift (every conv of
+    the network has BN and no bias), MACs = weights x output pixels. A UIB's stride sits on its middle depthwise
+    conv when it has one, else on the first (the paper's TF code, ``middle_dw_downsample=True``)."""
+    out, channels, hw = [], 3, size
+    for name, k1, k2, expanded, width, stride in rows:
+        convs = []  # (in, out, kernel, groups, output size)
+        hw_out = -(-hw // stride)
+        if name == 'Conv2D':
+            convs.append((channels, width, k2, 1, hw_out))
+        elif name == 'FusedIB':
+            convs += [(channels, expanded, k2, 1, hw_out), (expanded, width, 1, 1, hw_out)]
+        else:
+            hw_mid = hw if k2 else hw_out  # the spatial size after the first depthwise conv
+            if k1:
+                convs.append((channels, channels, k1, channels, hw_mid))
+            convs.append((channels, expanded, 1, 1, hw_mid))
+            if k2:
+                convs.append((expanded, expanded, k2, expanded, hw_out))
+            convs.append((expanded, width, 1, 1, hw_out))
+        weights = [cout * cin // g * k * k for cin, cout, k, g, _ in convs]
+        out.append((sum(w + 2 * c[1] for w, c in zip(weights, convs)),
+                    sum(w * c[4] ** 2 for w, c in zip(weights, convs))))
+        channels, hw = width, hw_out
+    return out
+
+
+def test_mobilenet_v4_medium_is_the_papers_table_12_and_counts_to_9_7m():
+    """Ours (= timm's mobilenetv4_conv_medium = the paper's TF code) is Tab. 12 row by row; Tab. 12 counts to
+    9,715,512 parameters and 1.080 G MACs at 256 (0.828 G at 224), not the 9.2 M / 1.0 G of the paper's Tab. 6."""
+    backbone = MobileNetV4(arch='mobilenetv4_conv_medium')
+    layers = [[backbone.features[0]]] + [list(stage) for stage in backbone.features[1:]]
+    assert [_table_row(b) for blocks in layers for b in blocks] == MNV4_CONV_M_TAB12
+    per_row = _count_table(MNV4_CONV_M_TAB12, 224)
+    ends = list(itertools.accumulate(MNV4_CONV_M_STAGES.values()))
+    for name, blocks, start, end in zip(MNV4_CONV_M_STAGES, layers, [0] + ends, ends):
+        assert sum(params(b) for b in blocks) == sum(p for p, _ in per_row[start:end]), name
+    head = 960 * 1280 + 2 * 1280 + 1280 * 1000 + 1000  # 1x1 conv + BN, FC + bias
+    table_params = sum(p for p, _ in per_row) + head
+    assert table_params == 9_715_512
     model = build_model(str(REPO / 'configs' / 'classifier_mobilenetv4-conv-medium_imagenet.py'))
-    assert params(model) == 9_715_512
+    assert params(model) == table_params
+    for size, expected in ((224, 827_649_984), (256, 1_080_244_224)):
+        table_macs = sum(m for _, m in _count_table(MNV4_CONV_M_TAB12, size)) + 960 * 1280 + 1280 * 1000
+        assert table_macs == expected
+        assert macs(model._forward, (3, size, size)) == table_macs
+    # no reading of the classifier reaches Tab. 6's 9.2 M within 1%: all of it, without the FC, without the 1280 conv
+    for n in (table_params, table_params - 1_281_000, table_params - 960 * 1280 - 2 * 1280):
+        assert abs(n / 1e6 - 9.2) > 0.092
 
 
 # MobileDet-CPU, block by block (TF object detection API, mobiledet_cpu_backbone):
