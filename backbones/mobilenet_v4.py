@@ -8,7 +8,8 @@ on ``mid`` when it exists, else on ``start``. The paper's architecture tables of
 Tabs. 11 and 12) give the layers; the rows below are theirs (Tab. 12 with its head counts to 9,715,512 parameters,
 not the 9.2 M of the paper's Tab. 6: docs/backbones.md): ('conv', k, s, out) | ('fused', k, s, expansion, out) |
 ('uib', start k, mid k, s, expansion, out), k = 0 meaning "no such conv". A final 1x1 conv to 960 ends the
-backbone; the classifier pools, then 1x1 conv to 1280 + BN + ReLU, then a linear layer. Every conv has BatchNorm; activations are ReLU.
+backbone; the classifier pools, then 1x1 conv to 1280 + BN + ReLU, then a linear layer. Every conv has BatchNorm;
+activations are ReLU.
 """
 from __future__ import annotations
 
