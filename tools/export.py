@@ -124,14 +124,16 @@ def check_with_onnxruntime(path: str, example: torch.Tensor, reference: Sequence
 
 
 def export_with_nms(model: nn.Module, shape: Sequence[int], args: argparse.Namespace) -> List[float]:
-    """``--with-nms``: export ``tasks.detection.nms_export.DetectorWithNMS`` and check onnxruntime's detections
-    against the model's predict path on the same input (matched by label, score and box to ``--rtol``)."""
-    from tasks.detection.nms_export import DetectorWithNMS, match_detections, unpad
+    """``--with-nms``: export the detector's NMS-in-graph wrapper (``tasks.detection.nms_export.with_nms``:
+    ``DetectorWithNMS`` for SSD, ``YOLODetectorWithNMS`` for YOLO) and check onnxruntime's detections against the
+    model's predict path on the same input (matched by label, score and box to ``--rtol``)."""
+    from tasks.detection.nms_export import match_detections, unpad, with_nms
     if args.dynamic:
-        raise ValueError('--with-nms exports one fixed input size (the default boxes are constants); drop --dynamic')
+        raise ValueError('--with-nms exports one fixed input size (anchors and candidate counts are constants); '
+                         'drop --dynamic')
     if len(shape) != 3:
         raise ValueError(f'--with-nms needs an image shape C H W, got {list(shape)}')
-    wrapper = DetectorWithNMS(model, shape[1:], args.max_det)
+    wrapper = with_nms(model, shape[1:], args.max_det)
     example, outputs = export(model, shape, args.output, args.opset, False, args.legacy, wrapper=wrapper)
     print(f'wrote {args.output} ({osp.getsize(args.output) / 1e6:.2f} MB), input 1x{"x".join(map(str, shape))}, '
           f'outputs boxes/scores/labels/num_dets (max {wrapper.max_det})')

@@ -1,13 +1,17 @@
-"""The SSD detector with decoding and class-wise NMS inside the graph (``tools/export.py --with-nms``).
+"""Detectors with decoding and class-wise NMS inside the graph (``tools/export.py --with-nms``).
 
 One ONNX file a user runs with onnxruntime alone: the normalised network input in, ``boxes`` (``max_det x 4``,
 xyxy pixels of the network input, clipped to it), ``scores`` (``max_det``), ``labels`` (``max_det`` int64, -1 on
-padding) and ``num_dets`` (a 1-element int64) out, best first, padded with zeros. It computes what
-``SSDPostProcessor`` computes (SSD, Liu et al., 2016, section 3 "Inference time"): softmax, decoding against the
-default boxes (constants of the export size), per class the ``topk`` best anchors, class-wise NMS, the scores above
-``score_thr``, the ``max_det`` best.
+padding) and ``num_dets`` (a 1-element int64) out, best first, padded with zeros. ``with_nms(detector, ...)``
+picks the wrapper by the detector's type: ``DetectorWithNMS`` here for the SSD ``Detector``,
+``tasks.detection.yolo.nms_export.YOLODetectorWithNMS`` for ``YOLODetector``; both end in the same selection
+(``select_classwise`` and ``pad_detections``).
 
-Two things differ in form from the eager path so that both ONNX exporters take it (measured facts of issue 10):
+``DetectorWithNMS`` computes what ``SSDPostProcessor`` computes (SSD, Liu et al., 2016, section 3 "Inference
+time"): softmax, decoding against the default boxes (constants of the export size), per class the ``topk`` best
+anchors, class-wise NMS, the scores above ``score_thr``, the ``max_det`` best.
+
+Two things differ in form from the eager paths so that both ONNX exporters take them (measured facts of issue 10):
 the score threshold is applied after NMS, not before (a filter before NMS makes the box count data-dependent and
 torchvision's ``batched_nms`` branches on it, which the torch.export-based exporter cannot trace), and class-wise
 NMS is written in its coordinate-offset form (``torchvision.ops.nms`` on boxes shifted apart per class, on a 2D grid
@@ -25,6 +29,44 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torchvision.ops import nms
+
+
+def classwise_nms(boxes: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor, iou_thr: float,
+                  num_labels: int) -> torch.Tensor:
+    """Indices kept by NMS within each label, best first: one ``torchvision.ops.nms`` call on boxes shifted apart
+    per label (what ``batched_nms`` computes). Each label gets its own cell of a 2D grid of ``span x span`` cells,
+    ``span`` the boxes' coordinate range + 1 (computed in the graph: unclipped boxes may be negative), so boxes of
+    different labels never overlap; a grid rather than torchvision's one long row keeps coordinates small (about
+    sqrt(K) spans instead of K), so float32 IoUs stay within ~1e-5 of the per-label ones."""
+    if num_labels <= 1:
+        return nms(boxes, scores, iou_thr)
+    cols = int(math.ceil(math.sqrt(num_labels)))
+    low = boxes.min()
+    span = boxes.max() - low + 1.0
+    dx = (labels % cols).to(boxes.dtype) * span
+    dy = torch.div(labels, cols, rounding_mode='floor').to(boxes.dtype) * span
+    return nms(boxes - low + torch.stack([dx, dy, dx, dy], 1), scores, iou_thr)
+
+
+def select_classwise(boxes: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor, iou_thr: float,
+                     score_thr: float, max_det: int, num_labels: int) -> torch.Tensor:
+    """Indices of the ``max_det`` best candidates that survive class-wise NMS and score above ``score_thr``.
+
+    The threshold is applied after NMS (exact, see the module docstring): the candidate count stays fixed, which
+    both ONNX exporters need."""
+    kept = classwise_nms(boxes, scores, labels, iou_thr, num_labels)
+    return kept[scores[kept] > score_thr][:max_det]
+
+
+def pad_detections(boxes: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor,
+                   max_det: int) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Up to ``max_det`` detections -> ``(boxes (max_det, 4), scores (max_det,), labels (max_det,), num_dets (1,))``,
+    zero-padded, labels -1 on padding."""
+    boxes_out = torch.cat([boxes, torch.zeros(max_det, 4, dtype=boxes.dtype)])[:max_det]
+    scores_out = torch.cat([scores, torch.zeros(max_det, dtype=scores.dtype)])[:max_det]
+    labels_out = torch.cat([labels, torch.full((max_det,), -1, dtype=labels.dtype)])[:max_det]
+    num_dets = (labels >= 0).sum().reshape(1).to(torch.int64)  # traced as a computation, not a constant
+    return boxes_out, scores_out, labels_out, num_dets
 
 
 class DetectorWithNMS(nn.Module):
@@ -56,16 +98,6 @@ class DetectorWithNMS(nn.Module):
         else:
             self.columns = self.out_labels = None
 
-    def _class_offsets(self, labels: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-        """Per class a shift on a 2D grid of image-sized cells (classes never overlap, one NMS call). A grid
-        rather than torchvision's one long row keeps coordinates small (about sqrt(K) image sizes instead of K), so
-        float32 IoUs stay within ~1e-5 of the per-class ones."""
-        cols = int(math.ceil(math.sqrt(self.num_labels)))
-        step_x, step_y = float(self.width + 1), float(self.height + 1)
-        dx = (labels % cols).to(dtype) * step_x
-        dy = torch.div(labels, cols, rounding_mode='floor').to(dtype) * step_y
-        return torch.stack([dx, dy, dx, dy], 1)
-
     def forward(self, x: torch.Tensor):
         cls_logits, deltas = self.detector._forward(x)
         scores = F.softmax(cls_logits[0], -1)[:, 1:]                       # (N, K)
@@ -79,15 +111,20 @@ class DetectorWithNMS(nn.Module):
         top_scores, top_idx = top_scores.t().reshape(-1), top_idx.t().reshape(-1)
         labels = torch.arange(scores.shape[1]).repeat_interleave(k)
         cand = boxes[top_idx]
-        kept = nms(cand + self._class_offsets(labels, cand.dtype), top_scores, self.iou_thr)
-        kept = kept[top_scores[kept] > self.score_thr][:self.max_det]
+        kept = select_classwise(cand, top_scores, labels, self.iou_thr, self.score_thr, self.max_det,
+                                self.num_labels)
         out_labels = labels[kept] if self.out_labels is None else self.out_labels[labels[kept]]
-        pad = self.max_det
-        boxes_out = torch.cat([cand[kept], torch.zeros(pad, 4, dtype=cand.dtype)])[:pad]
-        scores_out = torch.cat([top_scores[kept], torch.zeros(pad, dtype=top_scores.dtype)])[:pad]
-        labels_out = torch.cat([out_labels, torch.full((pad,), -1, dtype=out_labels.dtype)])[:pad]
-        num_dets = (kept >= 0).sum().reshape(1).to(torch.int64)  # traced as a computation, not a constant
-        return boxes_out, scores_out, labels_out, num_dets
+        return pad_detections(cand[kept], top_scores[kept], out_labels, self.max_det)
+
+
+def with_nms(detector: nn.Module, input_shape: Tuple[int, int], max_det: int = 100) -> nn.Module:
+    """The NMS-in-graph wrapper for ``detector``'s type: ``YOLODetectorWithNMS`` for a ``YOLODetector``, else
+    ``DetectorWithNMS`` (which names what it misses when ``detector`` is no SSD-style detector)."""
+    from .yolo.model import YOLODetector
+    if isinstance(detector, YOLODetector):
+        from .yolo.nms_export import YOLODetectorWithNMS
+        return YOLODetectorWithNMS(detector, input_shape, max_det)
+    return DetectorWithNMS(detector, input_shape, max_det)
 
 
 def unpad(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, num_dets: np.ndarray) -> dict:
@@ -110,4 +147,5 @@ def match_detections(ours: dict, reference: dict, tol: float = 1e-4) -> Tuple[in
     return matched, tied
 
 
-__all__: List[str] = ['DetectorWithNMS', 'match_detections', 'unpad']
+__all__: List[str] = ['DetectorWithNMS', 'classwise_nms', 'match_detections', 'pad_detections', 'select_classwise',
+                       'unpad', 'with_nms']
