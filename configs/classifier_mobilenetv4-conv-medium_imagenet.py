@@ -1,6 +1,7 @@
 # MobileNetV4-Conv-M (Qin et al., ECCV 2024, ImageNet table: 9.2M parameters, 1.0G MACs, 79.9% top-1 at 256 px).
-# Ours = timm's mobilenetv4_conv_medium exactly: 9.72M parameters, 0.828G MACs at 224 (docs/backbones.md: this
-# row does not meet the paper's size).
+# Ours = timm's mobilenetv4_conv_medium exactly: 9,715,512 parameters, 0.828G MACs at 224 (1.080G at 256), which is
+# what the paper's own architecture table (Tab. 12) counts to; its summary table's 9.2M/1.0G disagree with it
+# (docs/backbones.md).
 # Architecture config for tools/benchmark.py and timm weight conversion
 # (tools/convert_weights.py --arch <timm name> SRC DST); measured figures: docs/backbones.md.
 default_scope = 'mobilevision'
