@@ -23,7 +23,7 @@ model = dict(
     type='YOLODetector', num_classes=80, classes={{_base_.coco_classes}}, cat_ids={{_base_.coco_cat_ids}},
     data_preprocessor=dict(type='DetDataPreprocessor', mean=[0.0] * 3, std=[255.0] * 3),  # pixels / 255
     backbone=dict(type='LeYOLONet', arch=arch),
-    neck=dict(type='LeNeck', expand_ratio=2.5, num_blocks=3),
+    neck=dict(type='LeNeck', expand_ratio=2.25, num_blocks=3),
     head=dict(type='YOLOHead', reg_max=16),
     loss=dict(type='YOLOLoss', reg_max=16, cls_gain=0.5, box_gain=7.5, dfl_gain=1.5,
               assigner=dict(type='TaskAlignedAssigner', topk=10, alpha=0.5, beta=6.0)),

@@ -6,4 +6,4 @@ _base_ = ['./yolo_leyolo-n_500e_coco.py']
 model = dict(
     backbone=dict(_delete_=True, type='MobileNetV3', arch='large', out_indices=('stage2', 'stage4', 'stage5'),
                   norm_layer=dict(type='bn', eps=1e-3, momentum=0.03)),
-    neck=dict(type='LeNeck', sppf=True, expand_ratio=2.5, num_blocks=3))
+    neck=dict(type='LeNeck', sppf=True, expand_ratio=2.25, num_blocks=3))

@@ -11,7 +11,9 @@ input widths)::
     out5  = 3 IB k5 ( conv3x3 s2(out4) ++ P5 )                  -> o5, stride 32
 
 ``up2`` is nearest-neighbour upsampling, ``++`` channel concatenation. The expanding blocks widen to
-``expand_ratio`` x their output width (rounded up to a multiple of 8); 2.5 gives LeYOLO-Nano's published size.
+``expand_ratio`` x their output width (rounded up to a multiple of 8). The issue and the paper give the layout, not
+these widths: 2.25 is the one ratio that puts both LeYOLO-Nano and LeYOLO-Small within 1% of their published
+parameter counts and 2% of their MACs (2.5 gives Small +3.7% / +5.5%; docs/detection.md has the table).
 ``sppf=True`` puts an SPPF block on the last input, so a MobileNetV2/V3 backbone's maps (which have none) can be
 used as they are ("MobileNetV3-Large + LeNeck" is a config).
 """
@@ -48,7 +50,7 @@ class LeNeck(nn.Module):
 
     def __init__(self, in_channels: Sequence[int], strides: Optional[Sequence[int]] = (8, 16, 32),
                  out_channels: Optional[Sequence[int]] = None, sppf: bool = False, num_blocks: int = 3,
-                 expand_ratio: float = 2.5, norm_layer=None, act_layer='silu') -> None:
+                 expand_ratio: float = 2.25, norm_layer=None, act_layer='silu') -> None:
         super().__init__()
         in_channels = [int(c) for c in in_channels]
         if len(in_channels) != 3:

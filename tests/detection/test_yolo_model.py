@@ -43,6 +43,23 @@ def test_nano_size_matches_the_published_network(repo):
     assert abs(macs_640 / 1_231_910_400 - 1) < 0.02, macs_640
 
 
+def test_small_size_matches_the_published_network(repo):
+    """Issue 14: LeYOLO-Small 1.90 M parameters and 2,130,188,800 MACs at 640 (same tolerances as Nano). 640 is
+    exactly 4 x 320 (every layer is a convolution), so the count runs at 320 to stay fast."""
+    model = build_model(load_config(repo / 'configs' / 'yolo_leyolo-s_500e_coco.py')).eval()
+    params = count_parameters(model)
+    assert abs(params / 1_900_000 - 1) < 0.01, params
+    macs_640 = 4 * count_macs(lambda: model(torch.zeros(1, 3, 320, 320), mode='tensor'))
+    assert abs(macs_640 / 2_130_188_800 - 1) < 0.02, macs_640
+
+
+def test_medium_parameter_count_matches_the_published_network(repo):
+    """LeYOLO-Medium: 2.37 M parameters (within 1%). Its MACs (2.663 G at 640) are 4.7% under the published
+    2,794,124,800: a known miss, see docs/detection.md."""
+    model = build_model(load_config(repo / 'configs' / 'yolo_leyolo-m_500e_coco.py')).eval()
+    assert abs(count_parameters(model) / 2_370_000 - 1) < 0.01
+
+
 def test_backbone_depths_and_frozen_stages():
     small, medium = LeYOLONet('s'), LeYOLONet('m')
     assert count_parameters(medium) > count_parameters(small)
