@@ -22,7 +22,7 @@ above it.
 from __future__ import annotations
 
 import math
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -32,28 +32,36 @@ from torchvision.ops import nms
 
 
 def classwise_nms(boxes: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor, iou_thr: float,
-                  num_labels: int) -> torch.Tensor:
+                  num_labels: int, frame: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Indices kept by NMS within each label, best first: one ``torchvision.ops.nms`` call on boxes shifted apart
     per label (what ``batched_nms`` computes). Each label gets its own cell of a 2D grid of ``span x span`` cells,
-    ``span`` the boxes' coordinate range + 1 (computed in the graph: unclipped boxes may be negative), so boxes of
-    different labels never overlap; a grid rather than torchvision's one long row keeps coordinates small (about
-    sqrt(K) spans instead of K), so float32 IoUs stay within ~1e-5 of the per-label ones."""
+    ``span`` the coordinate range + 1 of ``frame`` (default ``boxes``; a non-empty superset of them when ``boxes``
+    may be empty), computed in the graph since unclipped boxes may be negative, so boxes of different labels never
+    overlap; a grid rather than torchvision's one long row keeps coordinates small (about sqrt(K) spans instead of
+    K), so float32 IoUs stay within ~1e-5 of the per-label ones."""
     if num_labels <= 1:
         return nms(boxes, scores, iou_thr)
+    frame = boxes if frame is None else frame
     cols = int(math.ceil(math.sqrt(num_labels)))
-    low = boxes.min()
-    span = boxes.max() - low + 1.0
+    low = frame.min()
+    span = frame.max() - low + 1.0
     dx = (labels % cols).to(boxes.dtype) * span
     dy = torch.div(labels, cols, rounding_mode='floor').to(boxes.dtype) * span
     return nms(boxes - low + torch.stack([dx, dy, dx, dy], 1), scores, iou_thr)
 
 
 def select_classwise(boxes: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor, iou_thr: float,
-                     score_thr: float, max_det: int, num_labels: int) -> torch.Tensor:
+                     score_thr: float, max_det: int, num_labels: int, threshold_first: bool = False) -> torch.Tensor:
     """Indices of the ``max_det`` best candidates that survive class-wise NMS and score above ``score_thr``.
 
-    The threshold is applied after NMS (exact, see the module docstring): the candidate count stays fixed, which
-    both ONNX exporters need."""
+    By default the threshold is applied after NMS (exact, see the module docstring): the candidate count stays
+    fixed. ``threshold_first`` drops the candidates under the threshold before NMS (a boolean mask: a
+    data-dependent count, which both exporters take with ``torchvision.ops.nms`` called directly, not through
+    ``batched_nms``); the same result, with NMS over fewer boxes."""
+    if threshold_first:
+        above = torch.nonzero(scores > score_thr).flatten()
+        kept = classwise_nms(boxes[above], scores[above], labels[above], iou_thr, num_labels, frame=boxes)
+        return above[kept][:max_det]
     kept = classwise_nms(boxes, scores, labels, iou_thr, num_labels)
     return kept[scores[kept] > score_thr][:max_det]
 

@@ -57,9 +57,10 @@ def run_onnx(path: str, x: torch.Tensor):
     return session.run(None, {session.get_inputs()[0].name: x.numpy()})
 
 
-def check_export(model, tmp_path, legacy: bool, max_det: int) -> None:
+def check_export(model, tmp_path, legacy: bool, max_det: int, threshold_first: bool = True) -> None:
     wrapper = with_nms(model, (SIZE, SIZE), max_det)
-    assert isinstance(wrapper, YOLODetectorWithNMS)
+    assert isinstance(wrapper, YOLODetectorWithNMS) and wrapper.threshold_first
+    wrapper.threshold_first = threshold_first
     path = str(tmp_path / ('legacy.onnx' if legacy else 'dynamo.onnx'))
     export(model, (3, SIZE, SIZE), path, opset=17 if legacy else 18, legacy=legacy, wrapper=wrapper)
     for x in inputs():
@@ -73,10 +74,11 @@ def check_export(model, tmp_path, legacy: bool, max_det: int) -> None:
         assert ours['bboxes'].min() >= 0 and ours['bboxes'].max() <= SIZE  # clipped to the input, as predict
 
 
-def test_threshold_after_nms_torchscript_exporter(tmp_path):
-    """Few pairs pass the threshold: the graph runs NMS over all 15,120 pairs and filters afterwards."""
+@pytest.mark.parametrize('threshold_first', [True, False])
+def test_threshold_torchscript_exporter(tmp_path, threshold_first):
+    """Few pairs pass the threshold: NMS over those (default) or over all 15,120 pairs, then the threshold."""
     model = tiny_yolo(-10.0)
-    check_export(model, tmp_path, legacy=True, max_det=300)
+    check_export(model, tmp_path, legacy=True, max_det=300, threshold_first=threshold_first)
     with torch.no_grad():
         assert len(model.predict(next(inputs()), None)[0]['scores']) < 300  # the threshold decided, not the cut
 
@@ -108,12 +110,19 @@ def test_post_processor_options_in_torch(post):
             assert_same_detections(unpad(*[t.numpy() for t in wrapper(x)]), model.predict(x, None)[0])
 
 
-def test_padding_and_max_det():
-    """No pair passes: num_dets 0, labels -1, zeros; max_det is capped by the post-processor's max_per_img."""
+def test_padding_and_max_det(tmp_path):
+    """No pair passes (in torch and in onnxruntime: NMS over no box): num_dets 0, labels -1, zeros; max_det is
+    capped by the post-processor's max_per_img."""
     model = tiny_yolo(-10.0, score_thr=1.0)
-    boxes, scores, labels, num_dets = with_nms(model, (SIZE, SIZE), max_det=7)(next(inputs()))
-    assert num_dets.tolist() == [0] and (labels == -1).all() and (scores == 0).all() and (boxes == 0).all()
-    assert boxes.shape == (7, 4)
+    wrapper = with_nms(model, (SIZE, SIZE), max_det=7)
+    path = str(tmp_path / 'none.onnx')
+    export(model, (3, SIZE, SIZE), path, opset=17, legacy=True, wrapper=wrapper)
+    with torch.no_grad():
+        in_torch = [t.numpy() for t in wrapper(next(inputs()))]
+    for outputs in (in_torch, run_onnx(path, next(inputs()))):
+        boxes, scores, labels, num_dets = outputs
+        assert num_dets.tolist() == [0] and (labels == -1).all() and (scores == 0).all() and (boxes == 0).all()
+        assert boxes.shape == (7, 4)
     assert with_nms(tiny_yolo(-3.0, max_per_img=20), (SIZE, SIZE), max_det=100).max_det == 20
 
 
