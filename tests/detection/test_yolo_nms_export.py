@@ -148,3 +148,25 @@ def test_export_tool_with_nms(tmp_path, capsys):
     assert out.exists() and 'boxes/scores/labels/num_dets (max 300)' in printed
     n = int(printed.split('predict path ')[1].split(';')[0])
     assert n > 0 and matched == [float(n)] and f'{n} detections, predict path {n}' in printed
+
+
+def test_letterbox_inverse_gives_predict_on_the_photo():
+    """The graph's boxes are in network-input pixels; the letterbox inverse documented in docs/deploy.md section 3
+    (x = (x_in - pad_left) / scale_x, y = (y_in - pad_top) / scale_y, clipped to the photo) gives predict's boxes
+    on the original photo (a 640 x 480 coco8 image letterboxed to 96 x 96)."""
+    from data.io import read_rgb
+    from data.transforms.letterbox import LetterBox
+    image = REPO / 'tests' / 'assets' / 'detection' / 'coco8' / 'images' / 'train' / '000000000009.jpg'
+    sample = LetterBox(SIZE)(dict(img=read_rgb(image), meta={}))
+    meta = sample['meta']
+    x = torch.from_numpy(np.ascontiguousarray(sample['img'])).permute(2, 0, 1)[None].float() / 255.0
+    model = tiny_yolo(-10.0)
+    with torch.no_grad():
+        reference = model.predict(x, [dict(meta=meta)])[0]
+        ours = unpad(*[t.numpy() for t in with_nms(model, (SIZE, SIZE), 300)(x)])
+    (sx, sy), (left, top), (h, w) = meta['scale_factor'], meta['pad'], meta['ori_shape']
+    assert (left, top) == (0, 12) and (h, w) == (480, 640)
+    boxes = ours['bboxes'].copy()
+    boxes[:, 0::2] = ((boxes[:, 0::2] - left) / sx).clip(0, w)
+    boxes[:, 1::2] = ((boxes[:, 1::2] - top) / sy).clip(0, h)
+    assert_same_detections(dict(ours, bboxes=boxes), reference)
