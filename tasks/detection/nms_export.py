@@ -11,13 +11,13 @@ picks the wrapper by the detector's type: ``DetectorWithNMS`` here for the SSD `
 time"): softmax, decoding against the default boxes (constants of the export size), per class the ``topk`` best
 anchors, class-wise NMS, the scores above ``score_thr``, the ``max_det`` best.
 
-Two things differ in form from the eager paths so that both ONNX exporters take them (measured facts of issue 10):
-the score threshold is applied after NMS, not before (a filter before NMS makes the box count data-dependent and
-torchvision's ``batched_nms`` branches on it, which the torch.export-based exporter cannot trace), and class-wise
-NMS is written in its coordinate-offset form (``torchvision.ops.nms`` on boxes shifted apart per class, on a 2D grid
-of cells so that coordinates stay small), the form ``batched_nms`` itself uses when tracing. Both are exact: NMS
-visits boxes best first and a box only suppresses lower-scored ones, so boxes under the threshold never remove one
-above it.
+Two things differ in form from the eager paths so that both ONNX exporters take them (measured facts of issue 10).
+The SSD wrapper applies the score threshold after NMS, not before: ``batched_nms`` branches on the box count, and a
+filter before it makes that count data-dependent, which the torch.export-based exporter cannot trace (the YOLO
+wrapper thresholds a fixed-size ``TopK`` before NMS instead, see its module). Class-wise NMS is written in its
+coordinate-offset form (``torchvision.ops.nms`` on boxes shifted apart per class, on a 2D grid of cells so that
+coordinates stay small), the form ``batched_nms`` itself uses when tracing. Both are exact: NMS visits boxes best
+first and a box only suppresses lower-scored ones, so boxes under the threshold never remove one above it.
 """
 from __future__ import annotations
 
