@@ -115,6 +115,16 @@ def test_postprocessor_multi_label_best_class_and_class_agnostic():
     assert empty['bboxes'].shape == (0, 4)
 
 
+def test_postprocessor_keeps_classes_apart_for_boxes_outside_the_image():
+    """Decoded boxes may have negative corners; batched_nms' class offset (label x (max + 1)) assumes coordinates
+    >= 0, and without a shift the class-1 box below lands on the class-0 box and is suppressed by it."""
+    boxes = torch.tensor([[250, 250, 400, 400], [-150, -150, 4, 4]], dtype=torch.float32)
+    scores = torch.tensor([[0.9, 0.0], [0.0, 0.8]])
+    out = YOLOPostProcessor(score_thr=0.001, iou_thr=0.7)(boxes, scores)
+    assert out['labels'].tolist() == [0, 1] and out['scores'].tolist() == pytest.approx([0.9, 0.8])
+    assert torch.equal(out['bboxes'], boxes)
+
+
 def test_letterbox_and_its_exact_inverse():
     rng = np.random.default_rng(0)
     img = rng.integers(0, 255, (301, 517, 3), dtype=np.uint8)

@@ -44,7 +44,13 @@ class YOLOPostProcessor:
             index, labels = index[order], labels[order]
         cand_boxes = boxes[index]
         groups = torch.zeros_like(labels) if self.class_agnostic else labels
-        keep = batched_nms(cand_boxes.float(), cand_scores.float(), groups, self.iou_thr)[:self.max_per_img]
+        # batched_nms separates the classes by shifting each by label x (max coordinate + 1), which assumes
+        # coordinates >= 0; decoded boxes may stick out of the image (negative), so translate them first (NMS is
+        # translation invariant): otherwise boxes of different classes could suppress each other.
+        shifted = cand_boxes.float()
+        if shifted.numel():
+            shifted = shifted - shifted.min().clamp(max=0)
+        keep = batched_nms(shifted, cand_scores.float(), groups, self.iou_thr)[:self.max_per_img]
         return dict(bboxes=cand_boxes[keep], scores=cand_scores[keep], labels=labels[keep])
 
     def __repr__(self) -> str:
