@@ -10,9 +10,14 @@ SSDLite320, LR-ASPP; random weights converted to ours, so both compute the same 
 Ratios are to our torch eager and to torchvision eager (< 1: faster).
 
 int8 is ``tools/quantize.py``'s recipe (QDQ, per-channel symmetric int8 weights, uint8 activations, percentile
-99.9 calibration, first and last layers in float) calibrated on the bundled photos (T91 for ESPCN). The weights
-are random except ESPCN's (bundled checkpoint), so the int8 agreement figures printed for the other networks
-(top-1 / detections / labels / depth against fp32 on the bundled photos) are a proxy, not accuracy.
+99.9 calibration, per-channel ranges where an int8 convolution meets a float operator, first and last layers in
+float) calibrated on the bundled photos (T91 for ESPCN). The weights are random except ESPCN's (bundled
+checkpoint), so the int8 agreement figures printed for the other networks (top-1 / detections / labels / depth
+against fp32 on the bundled photos) are a proxy, not accuracy.
+
+SSDLite's backbone (the MobileNetV3-Large feature extractor alone, the detection backbone of issue 10's target) is
+timed as its own network too (``backbone/``: eager, fused, onnxruntime fp32 and int8, torchvision's
+``model.backbone``); its int8 keeps only the first convolution in float (its outputs are features, not results).
 
     python benchmarks/deploy.py --runs 30 [--threads 1 2] [--models mobilenetv2 ssdlite ...] [--json OUT]
 """
@@ -112,6 +117,10 @@ def build(name: str, spec: dict, tmp: str, threads: List[int]) -> dict:
     fused.model = fuse(copy.deepcopy(eager.model))
     image = photo(PHOTOS[0], spec['size'])
     x = network_input(eager, image)
+    backbone = None
+    if name == 'ssdlite':
+        backbone = build_backbone(eager, fused, tv, x, tmp, threads,
+                                  [network_input(eager, photo(p, spec['size'])).numpy() for p in PHOTOS])
     fp32, int8 = os.path.join(tmp, f'{name}_fp32.onnx'), os.path.join(tmp, f'{name}_int8.onnx')
     dynamic = name.startswith('espcn')
     export(eager.model, tuple(x.shape[1:]), fp32, opset=17, dynamic=dynamic, legacy=True)
@@ -121,11 +130,10 @@ def build(name: str, spec: dict, tmp: str, threads: List[int]) -> dict:
         calib = [network_input(eager, photo(p, spec['size'])).numpy() for p in PHOTOS]
         if spec['size'] is None:  # SSD: the preprocessor resizes every photo to 320x320
             assert len({c.shape for c in calib}) == 1
-    calib = qtool.center_crop_common(calib)
     import onnxruntime as ort
     input_name = ort.InferenceSession(fp32, providers=['CPUExecutionProvider']).get_inputs()[0].name
-    qtool.quantize(fp32, int8, qtool.ArrayReader(input_name, calib), 'percentile', qtool.default_exclusions(fp32),
-                   99.9)
+    qtool.quantize(fp32, int8, qtool.ArrayReader(input_name, qtool.center_crop_common(calib)), 'percentile',
+                   qtool.default_exclusions(fp32), 99.9, channel_inputs=calib)
     ort_models = {}
     for t in threads:
         for kind, path in (('ort_fp32', fp32), ('ort_int8', int8)):
@@ -133,7 +141,42 @@ def build(name: str, spec: dict, tmp: str, threads: List[int]) -> dict:
             inf.model = use_onnxruntime(copy.deepcopy(eager.model), path, t)
             ort_models[(kind, t)] = inf
     return dict(cfg=cfg, eager=eager, fused=fused, tv=tv, tv_net=tv_net, image=image, x=x, ort=ort_models,
-                fp32=fp32, int8=int8)
+                fp32=fp32, int8=int8, backbone=backbone)
+
+
+class _Features(torch.nn.Module):
+    """A task model's backbone alone, its feature maps as a tuple (what the ONNX export takes)."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.backbone = model.backbone
+
+    def forward(self, x: torch.Tensor):
+        return tuple(self.backbone(x))
+
+
+def build_backbone(eager: Inferencer, fused: Inferencer, tv, x: torch.Tensor, tmp: str, threads: List[int],
+                   calib: List[np.ndarray]) -> dict:
+    """Callables of the backbone alone: torch eager / fused / torchvision, onnxruntime fp32 and int8 sessions
+    (int8: ``tools/quantize.py``'s recipe with only the first convolution in float)."""
+    import quantize as qtool
+    from export import export
+    from tasks.onnx_backend import ort_session
+    fp32, int8 = os.path.join(tmp, 'backbone_fp32.onnx'), os.path.join(tmp, 'backbone_int8.onnx')
+    export(eager.model, tuple(x.shape[1:]), fp32, opset=17, legacy=True, wrapper=_Features(eager.model))
+    first = qtool.first_layers(fp32)
+    qtool.quantize(fp32, int8, qtool.ArrayReader('input', calib), 'percentile', first, 99.9, channel_inputs=calib)
+    feed = x.numpy()
+    sessions = {(kind, t): ort_session(path, t) for t in threads for kind, path in (('ort_fp32', fp32),
+                                                                                  ('ort_int8', int8))}
+    fns = {'torch_eager': lambda t: (lambda: eager.model.backbone(x)),
+           'torch_fused': lambda t: (lambda: fused.model.backbone(x))}
+    for kind in ('ort_fp32', 'ort_int8'):
+        fns[kind] = (lambda k: lambda t: (lambda: sessions[(k, t)].run(None, {'input': feed})))(kind)
+    if tv is not None:  # torchvision's SSDLite feature extractor without its extra blocks (our neck)
+        parts = tv.backbone.features
+        fns['torchvision_eager'] = lambda t: (lambda: parts[1](parts[0](x)))
+    return dict(fns=fns, first=first)
 
 
 def agreement(name: str, built: dict) -> Dict[str, float]:
@@ -190,6 +233,9 @@ def timed_functions(name: str, built: dict, t: int, channels_last: bool) -> Dict
         x_cl = x.contiguous(memory_format=torch.channels_last)
         fns['net/torch_fused_channels_last'] = lambda: cl.model(x_cl, mode='tensor')
         fns['predict/torch_fused_channels_last'] = lambda: cl(image)
+    if built.get('backbone'):
+        for kind, make in built['backbone']['fns'].items():
+            fns[f'backbone/{kind}'] = make(t)
     if built['tv'] is not None:
         tv, tv_net = built['tv'], built['tv_net']
         fns['net/torchvision_eager'] = lambda: tv_net(tv, x)

@@ -59,6 +59,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--exclude', nargs='+', default=[], help='more ONNX node names to keep in float')
     parser.add_argument('--no-default-exclude', action='store_true',
                         help='quantize the first and last layers too')
+    parser.add_argument('--per-tensor-boundaries', action='store_true',
+                        help='one range per tensor also where an int8 convolution meets a float operator (default: '
+                        'one per channel there, see tasks/quant_channels.py)')
     parser.add_argument('--shape', type=int, nargs='+', help="export input shape without batch (default: the "
                         "config's benchmark_shape)")
     parser.add_argument('--static', action='store_true', help='fixed input size (default: dynamic height/width)')
@@ -125,14 +128,21 @@ class ArrayReader:
 
 
 # --- which layers stay in float ---------------------------------------------------------------------------------
+def first_layers(model_path: str) -> List[str]:
+    """Names of the linear nodes that read a graph input."""
+    import onnx
+    graph = onnx.load(model_path).graph
+    inputs = {i.name for i in graph.input}
+    return [n.name for n in graph.node if n.op_type in _LINEAR_OPS and n.input and n.input[0] in inputs]
+
+
 def default_exclusions(model_path: str) -> List[str]:
     """Names of the linear nodes that read a graph input and of those that reach a graph output without another
     linear node on the way (see the module docstring)."""
     import onnx
     graph = onnx.load(model_path).graph
-    inputs = {i.name for i in graph.input}
     producer = {out: node for node in graph.node for out in node.output}
-    first = [n.name for n in graph.node if n.op_type in _LINEAR_OPS and n.input and n.input[0] in inputs]
+    first = first_layers(model_path)
     last, seen = [], set()
     stack = [o.name for o in graph.output]
     while stack:
@@ -148,16 +158,41 @@ def default_exclusions(model_path: str) -> List[str]:
     return sorted(set(first) | set(last))
 
 
+def quantized_op_types() -> List[str]:
+    """The op types onnxruntime's ``quantize_static`` quantizes by default in QDQ format."""
+    from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
+    return sorted(set(QLinearOpsRegistry) | set(QDQRegistry))
+
+
 def quantize(fp32_path: str, output: str, reader: ArrayReader, method: str = 'minmax',
-             exclude: Sequence[str] = (), percentile: float = 99.999) -> List[str]:
-    """QDQ static quantization of ``fp32_path`` into ``output``; returns the node names kept in float."""
+             exclude: Sequence[str] = (), percentile: float = 99.999,
+             channel_inputs: Optional[Sequence[np.ndarray]] = None) -> List[str]:
+    """QDQ static quantization of ``fp32_path`` into ``output``; returns the node names kept in float.
+
+    ``channel_inputs`` (network inputs, any sizes): per-channel ranges, chosen on them, for the int8 convolutions'
+    tensors whose other side is float (``tasks.quant_channels``); ``None``: per-tensor ranges everywhere."""
+    import onnx
     from onnxruntime.quantization import (CalibrationMethod, QuantFormat, QuantType, quant_pre_process,
                                           quantize_static)
+    from tasks import quant_channels
     prepared = output + '.prep.onnx'
     try:
         quant_pre_process(fp32_path, prepared, skip_symbolic_shape=False)
     except Exception:  # symbolic shape inference cannot follow some graphs; ONNX shape inference is enough
         quant_pre_process(fp32_path, prepared, skip_symbolic_shape=True)
+    plan, overrides = None, {}
+    if channel_inputs is not None:
+        model = onnx.load(prepared)
+        plan = quant_channels.find_boundaries(model, quantized_op_types(), exclude)
+        if plan.tensors():
+            samples = quant_channels.collect_channel_samples(
+                model, plan.tensors(), ({reader.input_name: a} for a in channel_inputs))
+            quant_channels.choose_ranges(plan, samples)
+            model, overrides = quant_channels.rescale(model, plan)
+            onnx.save(model, prepared)
+            exclude = list(exclude) + plan.helper_nodes
+        else:
+            plan = None
     calibrate = {'minmax': CalibrationMethod.MinMax, 'percentile': CalibrationMethod.Percentile,
                  'entropy': CalibrationMethod.Entropy}[method]
     def run(method):
@@ -166,7 +201,7 @@ def quantize(fp32_path: str, output: str, reader: ArrayReader, method: str = 'mi
                         weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8,
                         calibrate_method=method, nodes_to_exclude=list(exclude),
                         extra_options={'WeightSymmetric': True, 'ActivationSymmetric': False,
-                                       'CalibPercentile': percentile})
+                                       'CalibPercentile': percentile, 'TensorQuantOverrides': overrides})
     try:
         try:
             run(calibrate)
@@ -175,10 +210,12 @@ def quantize(fp32_path: str, output: str, reader: ArrayReader, method: str = 'mi
                 raise
             print(f'note: {method} calibration failed on a constant tensor ({err}); calibrating with minmax')
             run(CalibrationMethod.MinMax)
+        if plan is not None:
+            onnx.save(quant_channels.fold(onnx.load(output), plan), output)
     finally:
         if osp.exists(prepared):
             os.remove(prepared)
-    return list(exclude)
+    return [n for n in exclude if plan is None or n not in plan.helper_nodes]
 
 
 def main(argv=None) -> str:
@@ -195,6 +232,7 @@ def main(argv=None) -> str:
     model = inferencer.model
     inputs = (list(dataset_inputs(cfg, model, args.calib, args.num_images, args.seed)) if args.calib in SPLITS
               else list(folder_inputs(inferencer, args.calib, args.num_images)))
+    full_inputs = inputs  # the per-channel boundary ranges take every size
     sizes = {a.shape[2:] for a in inputs}
     if args.method != 'minmax' and len(sizes) > 1:  # onnxruntime's histogram calibrators stack the batches
         inputs = center_crop_common(inputs)
@@ -213,7 +251,8 @@ def main(argv=None) -> str:
         exclude = ([] if args.no_default_exclude else default_exclusions(fp32)) + list(args.exclude)
         import onnxruntime as ort
         name = ort.InferenceSession(fp32, providers=['CPUExecutionProvider']).get_inputs()[0].name
-        quantize(fp32, args.output, ArrayReader(name, inputs), args.method, exclude, args.percentile)
+        quantize(fp32, args.output, ArrayReader(name, inputs), args.method, exclude, args.percentile,
+                 channel_inputs=None if args.per_tensor_boundaries else full_inputs)
     print(f'calibrated on {len(inputs)} inputs ({args.calib}, {args.method}); kept in float: '
           f'{", ".join(exclude) if exclude else "nothing"}')
     print(f'wrote {args.output} ({osp.getsize(args.output) / 1e6:.2f} MB)')
