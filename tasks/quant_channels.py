@@ -289,18 +289,16 @@ def fold(model, plan: Boundaries):
         drop.add(mul.name)
     for tensor in plan.outputs:
         step, zero = plan.ranges[tensor]['step'], plan.ranges[tensor]['zero']
-        mul = consumers[tensor + '_channel_unscaled'][0].name  # the Add reads the Mul's output
         add = producer[tensor]
-        mul_node = producer[tensor + '_channel_unscaled']
-        dq = producer[mul_node.input[0]]
+        mul = producer[tensor + '_channel_unscaled']
+        dq = producer[mul.input[0]]
         if dq.op_type != 'DequantizeLinear':
             raise RuntimeError(f'{tensor}: the convolution output is not quantized; cannot fold')
         dq.input[1] = _const(graph, dq.name + '_channel_scale', step.astype(np.float32))
         dq.input[2] = _const(graph, dq.name + '_channel_zero', zero.astype(np.uint8))
         dq.attribute.append(helper.make_attribute('axis', 1))
         dq.output[0] = tensor
-        drop |= {mul_node.name, add.name}
-        del mul
+        drop |= {mul.name, add.name}
     keep = [n for n in graph.node if n.name not in drop]
     del graph.node[:]
     graph.node.extend(keep)

@@ -9,6 +9,11 @@ per-channel weights keep post-training accuracy within ~2% on ImageNet networks)
 ``--method`` minmax (largest range seen), percentile (``--percentile`` of the magnitudes) or entropy (KL
 divergence of the histograms, TensorRT's method).
 
+Where an int8 convolution reads a tensor made by a float operator or feeds only float operators (ESPCN's tanh:
+onnxruntime has no int8 tanh), those activations get one range per channel instead, chosen by the squared error
+after the consuming operator, at no run-time cost: ``tasks/quant_channels.py`` (``--per-tensor-boundaries`` turns
+it off).
+
 Calibration inputs: ``--calib train|val|test`` takes samples of the config's dataloader (its pipeline, then the
 data preprocessor: exactly the network's input), ``--calib FOLDER`` the images of a folder through the inference
 pipeline (for super-resolution they are the low-resolution inputs).
@@ -55,7 +60,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--method', choices=METHODS, default='percentile',
                         help='calibration method (default percentile)')
     parser.add_argument('--percentile', type=float, default=99.9, help='--method percentile: the percentile of |x| '
-                        'that becomes the range (default 99.9: best of 99-99.999 for ESPCN x3 on Set5)')
+                        'that becomes the range (default 99.9)')
     parser.add_argument('--exclude', nargs='+', default=[], help='more ONNX node names to keep in float')
     parser.add_argument('--no-default-exclude', action='store_true',
                         help='quantize the first and last layers too')
