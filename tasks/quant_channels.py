@@ -223,12 +223,13 @@ def rescale(model, plan: Boundaries):
         r = plan.ranges[tensor]['r'].astype(np.float32)
         scaled = tensor + '_channel_scaled'
         name = tensor + '_channel_scale'
+        rank = len(inits[nodes[convs[0]].input[1]].dims)  # N C + spatial dims, as the conv's weight
         for conv in convs:
             node = nodes[conv]
             weight = numpy_helper.to_array(inits[node.input[1]]).astype(np.float64)
             _replace_initializer(graph, node.input[1], weight * r.reshape(1, -1, *([1] * (weight.ndim - 2))))
             node.input[0] = scaled
-        shape = (1, -1) + (1,) * 2
+        shape = (1, -1) + (1,) * (rank - 2)
         mul = helper.make_node('Mul', [tensor, _const(graph, name + '_inv', (1 / r).reshape(shape))], [scaled],
                                name=name)
         new_nodes.append((producer[tensor].name, mul))
@@ -248,7 +249,7 @@ def rescale(model, plan: Boundaries):
         _replace_initializer(graph, node.input[2], k * (bias + (zero - 128) * step))
         shared = tensor + '_channel_shared'
         node.output[0] = shared
-        shape = (1, -1, 1, 1)
+        shape = (1, -1) + (1,) * (weight.ndim - 2)
         mul = helper.make_node('Mul', [shared, _const(graph, tensor + '_channel_step',
                                                       (1 / k).astype(np.float32).reshape(shape))],
                                [tensor + '_channel_unscaled'], name=tensor + '_channel_unscale')

@@ -10,26 +10,27 @@ from tasks import quant_channels as qc
 CONVS = ('conv0', 'conv1', 'conv2')
 
 
-def tiny_model(seed: int = 0) -> onnx.ModelProto:
-    """conv0 (1->4) -> tanh -> conv1 (4->6) -> tanh -> conv2 (6->2), 3x3 'same' convolutions; conv1's output
-    channels get very different scales (what per-tensor ranges handle badly)."""
+def tiny_model(seed: int = 0, dims: int = 2) -> onnx.ModelProto:
+    """conv0 (1->4) -> tanh -> conv1 (4->6) -> tanh -> conv2 (6->2), 3x3 'same' convolutions (3x3x3 with
+    ``dims=3``); conv1's output channels get very different scales (what per-tensor ranges handle badly)."""
     rng = np.random.default_rng(seed)
     widths = [(4, 1), (6, 4), (2, 6)]
     inits, nodes, prev = [], [], 'input'
     for i, (out_c, in_c) in enumerate(widths):
-        w = rng.normal(0, 0.6, (out_c, in_c, 3, 3)).astype(np.float32)
+        w = rng.normal(0, 0.6, (out_c, in_c) + (3,) * dims).astype(np.float32)
         b = rng.normal(0, 0.1, out_c).astype(np.float32)
         if i == 1:
-            w *= np.array([0.05, 0.2, 0.5, 1, 2, 4], np.float32).reshape(-1, 1, 1, 1)
+            w *= np.array([0.05, 0.2, 0.5, 1, 2, 4], np.float32).reshape(-1, *([1] * (dims + 1)))
         inits += [numpy_helper.from_array(w, f'w{i}'), numpy_helper.from_array(b, f'b{i}')]
-        nodes.append(helper.make_node('Conv', [prev, f'w{i}', f'b{i}'], [f'z{i}'], name=CONVS[i], pads=[1] * 4))
+        nodes.append(helper.make_node('Conv', [prev, f'w{i}', f'b{i}'], [f'z{i}'], name=CONVS[i],
+                                      pads=[1] * (2 * dims)))
         prev = f'z{i}'
         if i < 2:
             nodes.append(helper.make_node('Tanh', [prev], [f't{i}'], name=f'tanh{i}'))
             prev = f't{i}'
     graph = helper.make_graph(nodes, 'tiny', [helper.make_tensor_value_info('input', TensorProto.FLOAT,
-                                                                            [1, 1, None, None])],
-                              [helper.make_tensor_value_info(prev, TensorProto.FLOAT, [1, 2, None, None])], inits)
+                                                                            [1, 1] + [None] * dims)],
+                              [helper.make_tensor_value_info(prev, TensorProto.FLOAT, [1, 2] + [None] * dims)], inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid('', 17)])
     model.ir_version = 8
     onnx.checker.check_model(model)
@@ -45,9 +46,9 @@ def run(model: onnx.ModelProto, x: np.ndarray, optimize: bool = True) -> np.ndar
     return session.run(None, {'input': x})[0]
 
 
-def images(n: int, seed: int = 1):
+def images(n: int, seed: int = 1, dims: int = 2):
     rng = np.random.default_rng(seed)
-    return [rng.random((1, 1, 12 + i, 10 + 2 * i), dtype=np.float32) for i in range(n)]
+    return [rng.random((1, 1) + (5,) * (dims - 2) + (12 + i, 10 + 2 * i), dtype=np.float32) for i in range(n)]
 
 
 def quantize(model: onnx.ModelProto, tmp_path, per_channel: bool):
@@ -75,14 +76,16 @@ def test_boundaries_are_the_int8_conv_tensors_next_to_tanh():
     assert not qc.find_boundaries(tiny_model(), ['Conv', 'Tanh'], exclude=['conv0', 'conv2']).outputs
 
 
-def test_rescaled_float_model_computes_the_same_function():
-    model = tiny_model()
+@pytest.mark.parametrize('dims', [2, 3])
+def test_rescaled_float_model_computes_the_same_function(dims):
+    model = tiny_model(dims=dims)
     plan = qc.find_boundaries(model, ['Conv'], exclude=['conv0', 'conv2'])
-    qc.choose_ranges(plan, qc.collect_channel_samples(model, plan.tensors(), ({'input': x} for x in images(4))))
+    qc.choose_ranges(plan, qc.collect_channel_samples(
+        model, plan.tensors(), ({'input': x} for x in images(4, dims=dims))))
     rescaled, overrides = qc.rescale(model, plan)
     assert set(overrides) == {'t0_channel_scaled', 'z1_channel_shared'}
     assert len(plan.helper_nodes) == 3  # Mul before conv1; Mul and Add after it
-    x = images(1, seed=5)[0]
+    x = images(1, seed=5, dims=dims)[0]
     np.testing.assert_allclose(run(rescaled, x), run(model, x), rtol=1e-5, atol=1e-5)
 
 
