@@ -9,7 +9,8 @@ variant the median over rounds of its time over fp32's time in the same round. T
 depthwise, pointwise, other convolutions, Q/DQ, float activations, int8 element-wise ops, layout changes).
 
 Variants (all QDQ, symmetric per-channel int8 weights, uint8 activations, full graph optimisation unless named):
-``recipe`` tools/quantize.py's (classifier: first conv and Gemm in float; backbone: first conv in float),
+``recipe`` tools/quantize.py's (classifier: first conv and Gemm in float; backbone: first conv in float; without
+its per-channel ranges at float borders, which change no kernel: same time in ``deploy.py``),
 ``all_int8`` every layer int8, ``first_float`` only the first conv in float, ``qoperator`` QOperator format,
 ``per_tensor_weights``, ``conv_only`` (Add, Mul, GlobalAveragePool left in float), ``int8_activations`` (signed
 symmetric), ``float_depthwise`` (depthwise convs and their activations in float), ``recipe@extended`` /
