@@ -180,11 +180,18 @@ def quantize(fp32_path: str, output: str, reader: ArrayReader, method: str = 'mi
     from onnxruntime.quantization import (CalibrationMethod, QuantFormat, QuantType, quant_pre_process,
                                           quantize_static)
     from tasks import quant_channels
-    prepared = output + '.prep.onnx'
-    try:
-        quant_pre_process(fp32_path, prepared, skip_symbolic_shape=False)
-    except Exception:  # symbolic shape inference cannot follow some graphs; ONNX shape inference is enough
-        quant_pre_process(fp32_path, prepared, skip_symbolic_shape=True)
+    prepared = os.path.abspath(output + '.prep.onnx')
+    fp32_path = os.path.abspath(fp32_path)
+    here = os.getcwd()
+    with tempfile.TemporaryDirectory(prefix='mobilevision_prep_') as scratch:
+        os.chdir(scratch)  # a failed symbolic shape inference leaves its temporary model files in the current folder
+        try:
+            try:
+                quant_pre_process(fp32_path, prepared, skip_symbolic_shape=False)
+            except Exception:  # symbolic shape inference cannot follow some graphs; ONNX shape inference is enough
+                quant_pre_process(fp32_path, prepared, skip_symbolic_shape=True)
+        finally:
+            os.chdir(here)
     plan, overrides = None, {}
     if channel_inputs is not None:
         model = onnx.load(prepared)
