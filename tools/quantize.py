@@ -30,6 +30,7 @@ Evaluate the result with ``tools/test.py CONFIG --onnx model_int8.onnx``; time i
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import os.path as osp
 import sys
@@ -169,6 +170,25 @@ def quantized_op_types() -> List[str]:
     return sorted(set(QLinearOpsRegistry) | set(QDQRegistry))
 
 
+class _RankOneAxisFilter(logging.Filter):
+    """Drops onnxruntime's "Axis 1 is out-of-range for weight ... with rank 1": per-channel quantization asked
+    for a 1-D constant (a GroupNorm's scale or shift feeding Mul/Add), which onnxruntime then quantizes per tensor,
+    as it should; one line per use of such a constant (41 for the 3D U-Net) says nothing to the user."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not ('is out-of-range for weight' in message and 'with rank 1' in message)
+
+
+class _quiet_rank_one_axis_warnings:
+    def __enter__(self):
+        self.filter = _RankOneAxisFilter()
+        logging.getLogger().addFilter(self.filter)
+
+    def __exit__(self, *exc):
+        logging.getLogger().removeFilter(self.filter)
+
+
 def quantize(fp32_path: str, output: str, reader: ArrayReader, method: str = 'minmax',
              exclude: Sequence[str] = (), percentile: float = 99.999,
              channel_inputs: Optional[Sequence[np.ndarray]] = None) -> List[str]:
@@ -209,11 +229,12 @@ def quantize(fp32_path: str, output: str, reader: ArrayReader, method: str = 'mi
                  'entropy': CalibrationMethod.Entropy}[method]
     def run(method):
         reader.rewind()
-        quantize_static(prepared, output, reader, quant_format=QuantFormat.QDQ, per_channel=True,
-                        weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8,
-                        calibrate_method=method, nodes_to_exclude=list(exclude),
-                        extra_options={'WeightSymmetric': True, 'ActivationSymmetric': False,
-                                       'CalibPercentile': percentile, 'TensorQuantOverrides': overrides})
+        with _quiet_rank_one_axis_warnings():
+            quantize_static(prepared, output, reader, quant_format=QuantFormat.QDQ, per_channel=True,
+                            weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8,
+                            calibrate_method=method, nodes_to_exclude=list(exclude),
+                            extra_options={'WeightSymmetric': True, 'ActivationSymmetric': False,
+                                           'CalibPercentile': percentile, 'TensorQuantOverrides': overrides})
     try:
         try:
             run(calibrate)
