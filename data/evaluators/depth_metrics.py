@@ -136,7 +136,7 @@ class DepthScorer:
             gt = read_npy(gt_path, 'ground-truth depth')
             gt = gt.squeeze() if gt.ndim > 2 else gt  # 1xHxW ground truth is an HxW map
             pred = squeeze_to(read_npy(pred_path, 'predicted depth'), gt.shape, str(pred_path))
-            per_image[gt_path.stem] = depth_errors(pred, gt, getattr(args, 'max_depth', None),
+            per_image[pred_path.stem] = depth_errors(pred, gt, getattr(args, 'max_depth', None),
                                                    getattr(args, 'eigen_crop', False),
                                                    getattr(args, 'min_depth', 1e-3), where=str(pred_path))
         return dict(average(list(per_image.values())), num_images=len(per_image), per_image=per_image)

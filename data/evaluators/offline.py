@@ -11,28 +11,38 @@ from typing import Dict, List, Tuple
 
 import numpy as np
 
-from ..io import IMAGE_SUFFIXES, read_rgb
+from ..io import IMAGE_SUFFIXES, read_rgb, unique_names
 from ..registry import OFFLINE_SCORERS
 from ..transforms.resize import mod_crop
 from .image_quality import score_pair
 
 
 def match_by_stem(pred_dir: str, gt_dir: str, suffixes: Tuple[str, ...]) -> List[Tuple[Path, Path]]:
-    """Pairs (prediction, ground truth) with one file stem; errors name what is missing."""
-    def index(folder: str, what: str) -> Dict[str, Path]:
+    """Pairs (prediction, ground truth): a prediction's stem is the ground truth's output name, the name
+    ``tools/infer.py`` gives the same file (``data.io.unique_names``: the stem, or the whole name where stems collide,
+    so ``photo.jpg`` and ``photo.png`` are scored against ``photo.jpg.png`` and ``photo.png.png``). Errors name what is
+    missing or ambiguous; nothing is dropped silently."""
+    def files(folder: str, what: str) -> List[Path]:
         root = Path(folder)
         if not root.is_dir():
             raise FileNotFoundError(f'{what} folder {folder} ' + ('is not a folder' if root.exists() else
                                                                   'does not exist'))
-        return {p.stem: p for p in sorted(root.iterdir()) if p.name.lower().endswith(suffixes)}
-    preds, gts = index(pred_dir, 'prediction'), index(gt_dir, 'ground-truth')
-    if not gts:
+        return [p for p in sorted(root.iterdir()) if p.name.lower().endswith(suffixes)]
+    gt_files = files(gt_dir, 'ground-truth')
+    if not gt_files:
         raise FileNotFoundError(f'no ground-truth files ({", ".join(suffixes)}) in {gt_dir}')
+    gts = dict(zip(unique_names(gt_files), gt_files))
+    preds: Dict[str, Path] = {}
+    for path in files(pred_dir, 'prediction'):
+        if path.stem in preds:
+            raise ValueError(f'two predictions for {path.stem!r} in {pred_dir}: {preds[path.stem].name} and '
+                             f'{path.name}; keep one')
+        preds[path.stem] = path
     missing = sorted(set(gts) - set(preds))
     if missing:
         raise FileNotFoundError(f'{len(missing)} ground-truth file(s) have no prediction in {pred_dir}: '
                                 f'{", ".join(missing[:5])}{" ..." if len(missing) > 5 else ""}')
-    return [(preds[s], gts[s]) for s in sorted(gts)]
+    return [(preds[name], gts[name]) for name in sorted(gts)]
 
 
 def read_npy(path: Path, what: str = 'array') -> np.ndarray:
@@ -88,7 +98,7 @@ class PSNRScorer:
             if pred.shape != gt.shape:
                 raise ValueError(f'{pred_path}: size {pred.shape[:2]} differs from the mod-cropped ground truth '
                                  f'{gt_path} {gt.shape[:2]}')
-            per_image[gt_path.stem] = score_pair(pred, gt, args.scale, args.color)
+            per_image[pred_path.stem] = score_pair(pred, gt, args.scale, args.color)
         return dict(PSNR=float(np.mean([r['psnr'] for r in per_image.values()])),
                     SSIM=float(np.mean([r['ssim'] for r in per_image.values()])),
                     num_images=len(per_image), per_image=per_image)

@@ -106,6 +106,23 @@ def test_evaluate_names_missing_predictions(tmp_path, assets):
                        str(assets / 'sr' / 'Set5'), '--scale', '3'])
 
 
+def test_evaluate_pairs_colliding_stems_the_way_infer_names_them(tmp_path):
+    """Ground truth photo.jpg and photo.png: tools/infer.py writes photo.jpg.png and photo.png.png (data.io.unique_names);
+    each is scored against its own ground truth (before: both were keyed 'photo' and the pairing failed)."""
+    from data.evaluators import match_by_stem
+    from data.io import write_rgb
+    rng = np.random.default_rng(0)
+    (tmp_path / 'gt').mkdir(), (tmp_path / 'pred').mkdir()
+    for suffix in ('jpg', 'png'):
+        write_rgb(tmp_path / 'gt' / f'photo.{suffix}', rng.integers(0, 255, (12, 12, 3), dtype=np.uint8))
+        write_rgb(tmp_path / 'pred' / f'photo.{suffix}.png', rng.integers(0, 255, (12, 12, 3), dtype=np.uint8))
+    pairs = match_by_stem(str(tmp_path / 'pred'), str(tmp_path / 'gt'), ('.png', '.jpg'))
+    assert [(p.name, g.name) for p, g in pairs] == [('photo.jpg.png', 'photo.jpg'), ('photo.png.png', 'photo.png')]
+    write_rgb(tmp_path / 'pred' / 'photo.jpg.jpg', np.zeros((12, 12, 3), np.uint8))  # two files, one name
+    with pytest.raises(ValueError, match='two predictions for .photo.jpg.'):
+        match_by_stem(str(tmp_path / 'pred'), str(tmp_path / 'gt'), ('.png', '.jpg'))
+
+
 def test_convert_torchvision_classifier_gives_the_same_logits(tmp_path):
     from tasks import build_model
     tv = torchvision.models.mobilenet_v3_small(weights=None).eval()
