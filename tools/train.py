@@ -26,6 +26,7 @@ from tasks.checkpoint import find_resumable_checkpoint
 from tasks.distributed import (LAUNCHERS, broadcast_object, check_eval_samplers, configure_distributed,
                                default_backend, init_distributed, is_main_process, shutdown_distributed)
 from tasks.rng_state import SEED_WORKER
+import tasks.schedule_check  # noqa: F401,E402  (registers ScheduleCheckHook)
 from tasks.training_options import AMP_DTYPES, batch_summary, enable_amp, enable_auto_scale_lr, enable_ema
 
 
@@ -59,9 +60,10 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def add_required_hooks(cfg) -> None:
     """Hooks every training run needs: log history stored as plain arrays (checkpoints load with
-    ``weights_only=True``) and the random generators saved in checkpoints (exact resume)."""
+    ``weights_only=True``), the random generators saved in checkpoints (exact resume) and the learning-rate
+    schedule checked against the loop and, on resume, against the checkpoint's (``tasks/schedule_check.py``)."""
     hooks = list(cfg.get('custom_hooks', None) or [])
-    for name in ('PlainLogHistoryHook', 'RNGStateHook'):
+    for name in ('PlainLogHistoryHook', 'RNGStateHook', 'ScheduleCheckHook'):
         if not any(h.get('type') in (name, f'mobilevision.{name}') for h in hooks):
             hooks.append(dict(type=name))
     cfg.custom_hooks = hooks
