@@ -10,6 +10,15 @@ once per input size and cached).
 
 An ONNX file exported at a fixed size (``tools/export.py`` without ``--dynamic``) only takes that size; tasks that
 feed other sizes (super-resolution tiles, volumes' windows, segmentation at the image's size) need ``--dynamic``.
+A file of batch 1 takes a batch of several images one at a time (``tools/test.py`` data loaders batch 4).
+
+Detection graphs with NMS inside (``tools/export.py --with-nms``: ``boxes``, ``scores``, ``labels`` (int64) and
+``num_dets`` (int64), padded to a fixed ``max_det``, boxes in the network input's pixels) are recognised by their
+outputs (``is_nms_graph``) and replace the detector's whole ``predict`` (``NMSGraphPredict``): the graph's
+detections, unpadded, mapped to the original image by the model's own inverse (``to_original`` of the YOLO
+letterbox; ``SSDPostProcessor.to_original`` for SSD's resize), so the result dicts are those of ``predict`` except
+that at most ``max_det`` detections come out per image (the eager path keeps ``max_per_img``, 300 by default). The
+tensor mode then gives the graph's four outputs.
 """
 from __future__ import annotations
 
@@ -63,6 +72,10 @@ class OnnxNetwork:
 
     def run(self, inputs: torch.Tensor) -> List[np.ndarray]:
         array = inputs.detach().to('cpu', torch.float32).contiguous().numpy()
+        if self.input_shape and self.input_shape[0] == 1 and array.ndim and array.shape[0] > 1:
+            # a batch-1 file: one image at a time, outputs concatenated along the batch axis
+            parts = [self.run(inputs[i:i + 1]) for i in range(array.shape[0])]
+            return [np.concatenate(outs) for outs in zip(*parts)]
         self._check(tuple(array.shape))
         return self.session.run(self.output_names, {self.input_name: array})
 
@@ -90,7 +103,7 @@ class _DetectorHead:
         outputs = self.network(inputs)
         if not isinstance(outputs, tuple) or len(outputs) != 2:
             raise ValueError(f'{self.network.path}: a detector graph has two outputs (class logits, box deltas); '
-                             f'this one has {len(self.network.output_names)} (an --with-nms export runs alone)')
+                             f'this one has {len(self.network.output_names)}')
         cls_logits, deltas = outputs
         shapes = self.feature_shapes(inputs)
         anchors = self.model.anchor_generator([s[-2:] for s in shapes], inputs.shape[-2:], inputs.device,
@@ -98,15 +111,83 @@ class _DetectorHead:
         return cls_logits, deltas, anchors
 
 
+NMS_OUTPUTS = ('boxes', 'scores', 'labels', 'num_dets')
+
+
+def is_nms_graph(network: OnnxNetwork) -> bool:
+    """Whether ``network`` is a ``tools/export.py --with-nms`` graph: four outputs, ``boxes (D, 4)``, ``scores (D,)``
+    float, ``labels (D,)`` and ``num_dets (1,)`` int64 (named ``output0..3`` by the exporter, or
+    ``boxes/scores/labels/num_dets``). Tensor-mode exports only have float outputs."""
+    outputs = network.session.get_outputs()
+    if len(outputs) != 4:
+        return False
+    types = [o.type for o in outputs]
+    ranks = [len(o.shape) for o in outputs]
+    return (types == ['tensor(float)', 'tensor(float)', 'tensor(int64)', 'tensor(int64)'] and ranks == [2, 1, 1, 1]
+            and outputs[0].shape[-1] == 4)
+
+
+def _inverse_mapping(model: nn.Module):
+    """The detector's own map from network-input boxes to the original image: ``(boxes, meta, input_hw) -> boxes``."""
+    from .detection.yolo.model import YOLODetector, to_original
+    if isinstance(model, YOLODetector):
+        return to_original
+    post = getattr(model, 'post_processor', None)
+    if post is not None and hasattr(post, 'to_original'):
+        return post.to_original
+    raise TypeError(f'an --with-nms ONNX file needs a detector config (YOLODetector or the SSD Detector); '
+                    f'this config builds a {type(model).__name__}')
+
+
+class NMSGraphPredict:
+    """A detector's ``predict`` from an ``--with-nms`` graph: per image the graph's ``num_dets`` detections (best
+    first) with boxes mapped to the original image by the model's own inverse; ``img_id`` kept from ``meta``."""
+
+    def __init__(self, model: nn.Module, network: OnnxNetwork) -> None:
+        self.network = network
+        self.to_original = _inverse_mapping(model)
+        self.max_det = network.session.get_outputs()[1].shape[0]
+        if not isinstance(self.max_det, int):  # the TorchScript exporter leaves it unnamed: the padded length
+            if not all(isinstance(d, int) for d in network.input_shape):
+                raise ValueError(f'{network.path}: an --with-nms graph takes one fixed input size, this one takes '
+                                 f'{network.input_shape}')
+            self.max_det = int(network.run(torch.zeros(network.input_shape))[1].shape[0])
+
+    def __call__(self, inputs: torch.Tensor, data_samples: Optional[List[dict]] = None) -> List[dict]:
+        from .detection.nms_export import unpad
+        results = []
+        for i in range(inputs.shape[0]):
+            meta = (data_samples[i].get('meta', {}) if data_samples else None) or {}
+            det = unpad(*self.network.run(inputs[i:i + 1]))
+            boxes = self.to_original(torch.from_numpy(np.ascontiguousarray(det['bboxes'], np.float32)).reshape(-1, 4),
+                                     meta, tuple(inputs.shape[-2:]))
+            r = dict(bboxes=boxes.numpy().astype(np.float32).reshape(-1, 4),
+                     scores=np.asarray(det['scores'], np.float32), labels=np.asarray(det['labels'], np.int64))
+            if meta.get('img_id') is not None:
+                r['img_id'] = meta['img_id']
+            results.append(r)
+        return results
+
+
 def use_onnxruntime(model: nn.Module, path: str, threads: Optional[int] = None) -> nn.Module:
     """Run ``model``'s network in onnxruntime from now on (``path``: a ``tools/export.py`` or
-    ``tools/quantize.py`` output of this config); pre- and post-processing stay the model's own. Returns it."""
+    ``tools/quantize.py`` output of this config); pre- and post-processing stay the model's own. Returns it.
+
+    An ``--with-nms`` detection graph replaces ``predict`` as a whole (``NMSGraphPredict``); its cap is
+    ``model.onnx_max_det`` (``None`` for other files) and is logged."""
     network = OnnxNetwork(path, threads)
     model._forward = network  # the instance attribute shadows the method: predict() now calls the session
-    if hasattr(model, '_head_and_anchors') and hasattr(model, 'anchor_generator'):
+    model.onnx_max_det = None
+    if is_nms_graph(network):
+        model.predict = NMSGraphPredict(model, network)
+        model.onnx_max_det = model.predict.max_det
+        from mmengine.logging import print_log
+        print_log(f'{network.path}: detection with NMS in the graph, at most {model.onnx_max_det} detections per '
+                  f'image (boxes mapped to the original image by the model\'s own inverse)', logger='current')
+    elif hasattr(model, '_head_and_anchors') and hasattr(model, 'anchor_generator'):
         model._head_and_anchors = _DetectorHead(model, network)
     model.onnx_network = network
     return model
 
 
-__all__ = ['OnnxNetwork', 'ort_session', 'use_onnxruntime']
+__all__ = ['NMSGraphPredict', 'OnnxNetwork', 'is_nms_graph', 'ort_session', 'use_onnxruntime']

@@ -72,7 +72,13 @@ def main(argv=None) -> dict:
     runner = Runner.from_cfg(cfg)
     if args.onnx:  # the network in onnxruntime; data, pre/post-processing and evaluator unchanged
         from tasks.onnx_backend import use_onnxruntime
-        use_onnxruntime(getattr(runner.model, 'module', runner.model), args.onnx, args.threads)
+        max_det = use_onnxruntime(getattr(runner.model, 'module', runner.model), args.onnx, args.threads).onnx_max_det
+        if max_det is not None and max_det < 100:  # COCO's AP and AR count up to 100 detections per image
+            import logging
+            from mmengine.logging import print_log
+            print_log(f'{args.onnx} keeps at most {max_det} detections per image (NMS in the graph), fewer '
+                      f'than the 100 COCO evaluation counts: recall and AP come out lower than the model\'s; export '
+                      f'with --max-det 100 or more to evaluate', logger='current', level=logging.WARNING)
     metrics = runner.test()
     classes = (getattr(runner.test_dataloader.dataset, 'metainfo', None) or {}).get('classes') or ()
     metrics = json_safe(group_per_class(metrics, classes))  # NaN -> null, per-class entries keyed by class name

@@ -57,10 +57,21 @@ class SSDPostProcessor:
             out_boxes, out_scores, out_labels = cand[kept], top_scores[kept], labels[kept]
             if label_map is not None:
                 out_labels = label_map[label_map >= 0][out_labels]
-            if 'ori_shape' in meta:
-                ori_h, ori_w = meta['ori_shape'][:2]
-                ratio = (torch.tensor([ori_w, ori_h], dtype=torch.float32, device=out_boxes.device)
-                         / torch.tensor([img_w, img_h], dtype=torch.float32, device=out_boxes.device))
-                out_boxes = out_boxes * ratio.repeat(2)
-            results.append(dict(bboxes=out_boxes, scores=out_scores, labels=out_labels))
+            results.append(dict(bboxes=self.to_original(out_boxes, meta, (h, w)), scores=out_scores,
+                                labels=out_labels))
         return results
+
+    @staticmethod
+    def to_original(boxes: torch.Tensor, meta: dict, input_shape: Sequence[int]) -> torch.Tensor:
+        """Boxes of the network input -> the original image: clipped to ``meta['img_shape']`` (default
+        ``input_shape``), then scaled per axis by ``ori_shape / img_shape`` when ``meta`` has ``ori_shape``.
+        (``__call__`` clips before NMS already; clipping again is exact.)"""
+        img_h, img_w = meta.get('img_shape', input_shape)[:2]
+        boxes = torch.stack([boxes[:, 0].clamp(0, img_w), boxes[:, 1].clamp(0, img_h), boxes[:, 2].clamp(0, img_w),
+                             boxes[:, 3].clamp(0, img_h)], -1)
+        if 'ori_shape' in meta:
+            ori_h, ori_w = meta['ori_shape'][:2]
+            ratio = (torch.tensor([ori_w, ori_h], dtype=torch.float32, device=boxes.device)
+                     / torch.tensor([img_w, img_h], dtype=torch.float32, device=boxes.device))
+            boxes = boxes * ratio.repeat(2)
+        return boxes
