@@ -28,13 +28,13 @@ from tasks.profiling import count_macs, count_parameters, random_sample, time_ca
 
 def benchmark(config, shape: Optional[Sequence[int]] = None, runs: int = 50, warmup: int = 5,
               threads: Optional[int] = None, predict: bool = True, fuse: bool = False,
-              onnx: Optional[str] = None) -> dict:
+              onnx: Optional[str] = None, checkpoint: Optional[str] = None) -> dict:
     if threads:
         torch.set_num_threads(threads)
     cfg = load_config(require_file(os.fspath(config), 'config file') if isinstance(config, (str, os.PathLike))
                       else config)
     shape = input_shape(cfg, shape, config)
-    model = build_model(cfg)
+    model = build_model(cfg, require_file(checkpoint, 'checkpoint') if checkpoint else None)
     example = torch.randn(1, *shape)
     report = dict(config=str(config), input_shape=[1, *shape], threads=torch.get_num_threads(),
                   params=count_parameters(model), macs=count_macs(lambda: model(example, mode='tensor')))
@@ -45,6 +45,8 @@ def benchmark(config, shape: Optional[Sequence[int]] = None, runs: int = 50, war
         from tasks.onnx_backend import use_onnxruntime
         use_onnxruntime(model, require_file(onnx, 'ONNX file'), torch.get_num_threads())
         report['backend'] = 'onnxruntime'
+        if getattr(model, 'onnx_max_det', None) is not None:  # --with-nms file: the tensor mode includes NMS
+            report['nms_in_graph_max_det'] = model.onnx_max_det
     report['tensor'] = time_calls(lambda: model(example, mode='tensor'), runs, warmup)
     if predict:
         sample = random_sample(shape)
@@ -80,6 +82,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help='onnxruntime: time the network of --onnx in onnxruntime (same pre/post-processing)')
     parser.add_argument('--onnx', help='the ONNX file of this config for --backend onnxruntime (tools/export.py or '
                         'tools/quantize.py output, exported at --shape or with --dynamic)')
+    parser.add_argument('--checkpoint', help='weights of the torch model (default random): the work of the predict '
+                        "path's post-processing (e.g. how many boxes enter NMS) depends on them")
     parser.add_argument('--json', action='store_true', help='print one JSON object')
     parser.add_argument('--memory', action='store_true', help='report the peak RSS of one predict call (in a child '
                         'process) instead of parameters, MACs and latency')
@@ -117,13 +121,16 @@ def main(argv=None) -> dict:
     if (args.backend == 'onnxruntime') != bool(args.onnx):
         raise ValueError('--backend onnxruntime needs --onnx FILE (and --onnx needs --backend onnxruntime)')
     report = benchmark(args.config, args.shape, args.runs, args.warmup, args.threads, not args.no_predict,
-                       args.fuse, args.onnx)
+                       args.fuse, args.onnx, args.checkpoint)
     if args.json:
         print(json.dumps(report))
         return report
     print(f"{report['config']}  input {'x'.join(map(str, report['input_shape']))}  threads {report['threads']}")
     print(f"  parameters      {report['params']:,} ({report['params'] / 1e6:.2f} M)")
     print(f"  multiply-adds   {report['macs']:,} ({report['macs'] / 1e9:.3f} G)")
+    if 'nms_in_graph_max_det' in report:
+        print(f"  NMS in the graph: the tensor mode is the whole ONNX file (decoding and NMS included), at most "
+              f"{report['nms_in_graph_max_det']} detections")
     t = report['tensor']
     print(f"  tensor mode     median {t['median_ms']:.2f} ms  p90 {t['p90_ms']:.2f} ms  "
           f"({report['fps_tensor']:.1f} frames/s)")

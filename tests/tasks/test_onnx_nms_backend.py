@@ -163,6 +163,7 @@ def test_tools_take_an_nms_graph(yolo, tmp_path):
                                      '--warmup', '1', '--threads', '1', '--backend', 'onnxruntime', '--onnx',
                                      files['nms'], '--json'])
     assert report['tensor']['median_ms'] > 0 and 'error' not in report['predict']
+    assert report['nms_in_graph_max_det'] == 300
 
 
 def spread_ssd(model, image: np.ndarray) -> None:
@@ -171,7 +172,6 @@ def spread_ssd(model, image: np.ndarray) -> None:
     standardise_inputs([p.pointwise for p in model.head.cls_preds], lambda: model(**batch, mode='tensor'), 2.0, 0.0)
 
 
-@pytest.mark.slow
 def test_ssd_nms_graph_equals_torch(tmp_path):
     """SSDLite320: the --with-nms graph (max_det 100) through the Inferencer gives the torch backend's 100 best,
     boxes scaled back to the photo by ``SSDPostProcessor.to_original``.
