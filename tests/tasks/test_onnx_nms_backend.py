@@ -152,7 +152,7 @@ def test_tools_take_an_nms_graph(yolo, tmp_path):
     assert 'at most 300 detections per image' in nms_log and 'fewer than the 100' not in nms_log
     capped, capped_log = evaluate(files['nms20'], 'nms20')
     assert 'keeps at most 20 detections per image' in capped_log and 'fewer than the 100' in capped_log
-    assert capped['coco/bbox_AR_100'] <= plain['coco/bbox_AR_100']
+    assert capped['coco/bbox_AR_100'] < plain['coco/bbox_AR_100']  # measured 0.014 < 0.157
     config96 = tmp_path / 'yolo96.py'  # infer.py reads the config's infer_pipeline: letterbox to the file's 96
     config96.write_text(f"_base_ = [{str(YOLO_CONFIG)!r}]\ninfer_pipeline = [dict(type='LetterBox', size={SIZE}, "
                         f"pad_val=114)]\n")
