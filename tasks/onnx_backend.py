@@ -62,13 +62,14 @@ class OnnxNetwork:
         self.input_name = inputs[0].name
         self.input_shape = list(inputs[0].shape)  # ints where fixed, names where dynamic
         self.output_names = [o.name for o in self.session.get_outputs()]
+        self.size_hint = 'export with tools/export.py --dynamic for other sizes'
 
     def _check(self, shape: Tuple[int, ...]) -> None:
         fixed = [(i, want) for i, want in enumerate(self.input_shape) if isinstance(want, int)]
         if len(shape) != len(self.input_shape) or any(shape[i] != want for i, want in fixed):
             want = 'x'.join(str(d) if isinstance(d, int) else '?' for d in self.input_shape)
             raise ValueError(f'{self.path} takes inputs of shape {want}, got {"x".join(map(str, shape))}; '
-                             f'export with tools/export.py --dynamic for other sizes')
+                             f'{self.size_hint}')
 
     def run(self, inputs: torch.Tensor) -> List[np.ndarray]:
         array = inputs.detach().to('cpu', torch.float32).contiguous().numpy()
@@ -135,7 +136,7 @@ def _inverse_mapping(model: nn.Module):
     post = getattr(model, 'post_processor', None)
     if post is not None and hasattr(post, 'to_original'):
         return post.to_original
-    raise TypeError(f'an --with-nms ONNX file needs a detector config (YOLODetector or the SSD Detector); '
+    raise ValueError(f'an --with-nms ONNX file needs a detector config (YOLODetector or the SSD Detector); '
                     f'this config builds a {type(model).__name__}')
 
 
@@ -146,6 +147,8 @@ class NMSGraphPredict:
     def __init__(self, model: nn.Module, network: OnnxNetwork) -> None:
         self.network = network
         self.to_original = _inverse_mapping(model)
+        network.size_hint = ("an --with-nms file takes the one size it was exported at: the config's pipeline must "
+                             'give that size, or export again with --shape')
         self.max_det = network.session.get_outputs()[1].shape[0]
         if not isinstance(self.max_det, int):  # the TorchScript exporter leaves it unnamed: the padded length
             if not all(isinstance(d, int) for d in network.input_shape):

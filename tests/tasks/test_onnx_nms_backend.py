@@ -201,7 +201,11 @@ def test_ssd_nms_graph_equals_torch(tmp_path):
     assert ours['bboxes'].min() >= 0 and ours['bboxes'][:, 2].max() <= 481 and ours['bboxes'][:, 3].max() <= 640
 
 
-def test_nms_graph_needs_a_detector_config(yolo):
+def test_nms_graph_errors(yolo):
+    """A non-detector config, and an image letterboxed to another size than the file's, are named errors."""
     _, _, files = yolo
-    with pytest.raises(TypeError, match='needs a detector config'):
+    with pytest.raises(ValueError, match='needs a detector config'):
         Inferencer(REPO / 'configs' / 'espcn_x3_500e_t91.py', files['nms'], backend='onnxruntime')
+    inferencer = Inferencer(YOLO_CONFIG, files['nms'], backend='onnxruntime')  # the config letterboxes to 320
+    with pytest.raises(ValueError, match=r'takes inputs of shape 1x3x96x96, got 1x3x320x320; an --with-nms file'):
+        inferencer(PHOTO)
