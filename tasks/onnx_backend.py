@@ -112,13 +112,10 @@ class _DetectorHead:
         return cls_logits, deltas, anchors
 
 
-NMS_OUTPUTS = ('boxes', 'scores', 'labels', 'num_dets')
-
-
 def is_nms_graph(network: OnnxNetwork) -> bool:
     """Whether ``network`` is a ``tools/export.py --with-nms`` graph: four outputs, ``boxes (D, 4)``, ``scores (D,)``
-    float, ``labels (D,)`` and ``num_dets (1,)`` int64 (named ``output0..3`` by the exporter, or
-    ``boxes/scores/labels/num_dets``). Tensor-mode exports only have float outputs."""
+    float, ``labels (D,)`` and ``num_dets (1,)`` int64, whatever their names (the exporter calls them
+    ``output0..3``). Tensor-mode exports (and their int8 versions) only have float outputs."""
     outputs = network.session.get_outputs()
     if len(outputs) != 4:
         return False
