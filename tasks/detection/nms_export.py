@@ -11,13 +11,14 @@ picks the wrapper by the detector's type: ``DetectorWithNMS`` here for the SSD `
 time"): softmax, decoding against the default boxes (constants of the export size), per class the ``topk`` best
 anchors, class-wise NMS, the scores above ``score_thr``, the ``max_det`` best.
 
-Two things differ in form from the eager paths so that both ONNX exporters take them (measured facts of issue 10).
-The SSD wrapper applies the score threshold after NMS, not before: ``batched_nms`` branches on the box count, and a
-filter before it makes that count data-dependent, which the torch.export-based exporter cannot trace (the YOLO
-wrapper thresholds a fixed-size ``TopK`` before NMS instead, see its module). Class-wise NMS is written in its
-coordinate-offset form (``torchvision.ops.nms`` on boxes shifted apart per class, on a 2D grid of cells so that
-coordinates stay small), the form ``batched_nms`` itself uses when tracing. Both are exact: NMS visits boxes best
-first and a box only suppresses lower-scored ones, so boxes under the threshold never remove one above it.
+Class-wise NMS is written in its coordinate-offset form (``torchvision.ops.nms`` on boxes shifted apart per class,
+on a 2D grid of cells so that coordinates stay small), the form ``batched_nms`` itself uses when tracing: a filter
+before ``batched_nms`` makes the box count data-dependent and ``batched_nms`` branches on it, which the
+torch.export-based exporter cannot trace (issue 10), while a boolean mask before ``nms`` called directly exports
+with both exporters. So both wrappers drop the candidates under the score threshold before NMS by default, as the
+eager post-processors do (``threshold_first=False`` keeps a fixed candidate count and thresholds after NMS: the
+same result, since NMS visits boxes best first and a box only suppresses lower-scored ones, but NMS then runs over
+every candidate, 27,300 for SSDLite320 with 91 classes).
 """
 from __future__ import annotations
 
@@ -80,7 +81,8 @@ def pad_detections(boxes: torch.Tensor, scores: torch.Tensor, labels: torch.Tens
 class DetectorWithNMS(nn.Module):
     """``forward(x) -> (boxes, scores, labels, num_dets)`` for one image of the export size (batch 1)."""
 
-    def __init__(self, detector: nn.Module, input_shape: Tuple[int, int], max_det: int = 100) -> None:
+    def __init__(self, detector: nn.Module, input_shape: Tuple[int, int], max_det: int = 100,
+                 threshold_first: bool = True) -> None:
         super().__init__()
         for needed in ('anchor_generator', 'box_coder', 'post_processor', 'extract'):
             if not hasattr(detector, needed):
@@ -94,6 +96,7 @@ class DetectorWithNMS(nn.Module):
         post = detector.post_processor
         self.score_thr, self.topk, self.iou_thr = post.score_thr, post.topk, post.nms_iou_thr
         self.max_det = min(self.max_det, post.max_per_img)
+        self.threshold_first = bool(threshold_first)
         with torch.no_grad():
             example = torch.zeros(1, 3, self.height, self.width)
             anchors = detector.anchors(detector.extract(example), example)
@@ -120,7 +123,7 @@ class DetectorWithNMS(nn.Module):
         labels = torch.arange(scores.shape[1]).repeat_interleave(k)
         cand = boxes[top_idx]
         kept = select_classwise(cand, top_scores, labels, self.iou_thr, self.score_thr, self.max_det,
-                                self.num_labels)
+                                self.num_labels, self.threshold_first)
         out_labels = labels[kept] if self.out_labels is None else self.out_labels[labels[kept]]
         return pad_detections(cand[kept], top_scores[kept], out_labels, self.max_det)
 

@@ -156,17 +156,19 @@ def test_volumetric_equal(tmp_path):
 
 
 @pytest.mark.slow
-def test_detection_with_nms_in_graph_equals_predict(tmp_path):
+@pytest.mark.parametrize('legacy,threshold_first', [(True, True), (True, False), (False, True)])
+def test_detection_with_nms_in_graph_equals_predict(tmp_path, legacy, threshold_first):
     """tools/export.py --with-nms: decoding + class-wise NMS in the ONNX graph, run by onnxruntime alone, gives the
-    predict path's detections (in the network input's frame)."""
+    predict path's detections (in the network input's frame); TorchScript exporter with the score threshold before
+    (default) or after NMS, and the dynamo exporter (opset 18) with the threshold before NMS (a boolean mask)."""
     import onnxruntime as ort
     from tasks.detection.nms_export import DetectorWithNMS, match_detections, unpad
     model = build_model(REPO / 'configs' / 'ssdlite_mobilenetv3-large_660e_coco.py')
     randomise_norms(model)
     spread_class_logits(model)
-    wrapper = DetectorWithNMS(model, (320, 320), max_det=50)
+    wrapper = DetectorWithNMS(model, (320, 320), max_det=50, threshold_first=threshold_first)
     path = str(tmp_path / 'nms.onnx')
-    export(model, (3, 320, 320), path, opset=17, legacy=True, wrapper=wrapper)
+    export(model, (3, 320, 320), path, opset=17 if legacy else 18, legacy=legacy, wrapper=wrapper)
     session = ort.InferenceSession(path, providers=['CPUExecutionProvider'])
     assert [o.name for o in session.get_outputs()] == ['output0', 'output1', 'output2', 'output3']
     for seed in (1, 2):
