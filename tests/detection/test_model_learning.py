@@ -74,6 +74,31 @@ def average_precision_50(results, samples, num_classes: int) -> float:
     return float(np.mean(aps))
 
 
+def train_on_scenes(model, samples, iterations: int, lr: float = 3e-3, batch_size: int = 4) -> tuple:
+    """AdamW + one-cycle lr on random batches of ``samples``, then predict on all of them; returns the first and
+    last training losses and the mAP50 of the predictions (every loss must stay finite)."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, lr, total_steps=iterations, pct_start=0.1)
+    model.train()
+    start, first = time.time(), None
+    for _ in range(iterations):
+        batch = [samples[i] for i in np.random.permutation(len(samples))[:batch_size]]
+        loss = sum(model(**model.data_preprocessor(batch, True), mode='loss').values())
+        assert torch.isfinite(loss)
+        first = float(loss.detach()) if first is None else first
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+    model.eval()
+    with torch.no_grad():
+        results = model(**model.data_preprocessor(samples, False), mode='predict')
+    ap = average_precision_50(results, samples, model.num_classes)
+    print(f'{type(model).__name__} learning: loss {first:.3f} -> {float(loss):.3f}, mAP50 {ap:.3f}, '
+          f'{time.time() - start:.1f} s')
+    return first, float(loss), ap
+
+
 def test_average_precision_helper_on_hand_made_cases():
     samples = [dict(gt_bboxes=np.array([[0, 0, 10, 10]], np.float32), gt_labels=np.array([0]))]
     perfect = [dict(bboxes=np.array([[0, 0, 10, 10]], np.float32), scores=np.array([0.9]), labels=np.array([0]))]
@@ -104,27 +129,6 @@ def test_ssdlite_learns_drawn_objects(one_thread):
                      head=dict(type='SSDLiteHead'), num_classes=2,
                      data_preprocessor=dict(type='DetDataPreprocessor', mean=[127.5] * 3, std=[127.5] * 3),
                      post_processor=dict(type='SSDPostProcessor', score_thr=0.05, topk=100, max_per_img=20))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=1e-4)
-    iterations = 200
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, 3e-3, total_steps=iterations, pct_start=0.1)
-    model.train()
-    start = time.time()
-    first = None
-    for it in range(iterations):
-        batch = [samples[i] for i in np.random.permutation(len(samples))[:4]]
-        data = model.data_preprocessor(batch, True)
-        losses = model(**data, mode='loss')
-        loss = sum(losses.values())
-        assert torch.isfinite(loss)
-        first = float(loss.detach()) if first is None else first
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
-    model.eval()
-    with torch.no_grad():
-        results = model(**model.data_preprocessor(samples, False), mode='predict')
-    ap = average_precision_50(results, samples, 2)
-    print(f'learning test: loss {first:.3f} -> {float(loss):.3f}, mAP50 {ap:.3f}, {time.time() - start:.1f} s')
-    assert float(loss) < 0.3 * first
+    first, last, ap = train_on_scenes(model, samples, iterations=200)
+    assert last < 0.3 * first
     assert ap > 0.5

@@ -2,14 +2,12 @@
 again. It proves that anchor points, the head's channel layout, task-aligned assignment, the loss and decoding
 agree with each other. (The full check on real photos is configs/yolo_leyolo-n_coco8.py, see docs/detection.md.)
 """
-import time
-
 import numpy as np
 import pytest
 import torch
 
 from tasks.detection.yolo import YOLODetector, YOLOPostProcessor
-from tests.detection.test_model_learning import average_precision_50, draw_scenes
+from tests.detection.test_model_learning import draw_scenes, train_on_scenes
 
 
 @pytest.mark.slow
@@ -25,25 +23,6 @@ def test_leyolo_learns_drawn_objects():
                          num_classes=2, post_processor=dict(type='YOLOPostProcessor', score_thr=0.05,
                                                             max_per_img=20))
     assert isinstance(model.post_processor, YOLOPostProcessor)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=1e-4)
-    iterations = 150
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, 3e-3, total_steps=iterations, pct_start=0.1)
-    model.train()
-    start, first = time.time(), None
-    for _ in range(iterations):
-        batch = [samples[i] for i in np.random.permutation(len(samples))[:4]]
-        losses = model(**model.data_preprocessor(batch, True), mode='loss')
-        loss = sum(losses.values())
-        assert torch.isfinite(loss)
-        first = float(loss.detach()) if first is None else first
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
-    model.eval()
-    with torch.no_grad():
-        results = model(**model.data_preprocessor(samples, False), mode='predict')
-    ap = average_precision_50(results, samples, 2)
-    print(f'YOLO learning test: loss {first:.3f} -> {float(loss):.3f}, mAP50 {ap:.3f}, {time.time() - start:.1f} s')
-    assert float(loss) < 0.5 * first
+    first, last, ap = train_on_scenes(model, samples, iterations=150)
+    assert last < 0.5 * first
     assert ap > 0.5
