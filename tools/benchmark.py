@@ -23,7 +23,7 @@ import data  # noqa: F401
 import tasks  # noqa: F401
 from tasks import build_model, load_config
 from tasks.cli import input_shape, require_file
-from tasks.profiling import count_macs, count_parameters, random_sample, time_calls
+from tasks.profiling import count_macs, count_parameters, predict_path, random_sample, time_calls
 
 
 def benchmark(config, shape: Optional[Sequence[int]] = None, runs: int = 50, warmup: int = 5,
@@ -52,13 +52,7 @@ def benchmark(config, shape: Optional[Sequence[int]] = None, runs: int = 50, war
         sample = random_sample(shape)
         from data.datasets import build_pipeline
         pipeline = build_pipeline(cfg.get('infer_pipeline', []))
-
-        def full_path():
-            s = dict(sample, meta=dict(sample['meta']))
-            for t in pipeline:
-                s = t(s)
-            batch = model.data_preprocessor([s], False)
-            return model(**batch, mode='predict')
+        full_path = predict_path(model, pipeline, sample)
         try:
             report['predict'] = time_calls(full_path, runs, warmup)
         except Exception as err:  # report what could not be timed rather than hide it
