@@ -3,13 +3,12 @@ message when timm is missing."""
 import sys
 
 import pytest
+import timm  # the dev extra's test oracle: a broken import must fail the tests, not skip them
 import torch
 
-timm = pytest.importorskip('timm')
-
-from backbones import TimmBackbone  # noqa: E402
-from tasks.detection import Detector  # noqa: E402
-from tasks.segmentation import Segmentor  # noqa: E402
+from backbones import TimmBackbone
+from tasks.detection import Detector
+from tasks.segmentation import Segmentor
 
 
 def test_contract_and_equality_with_timm():
