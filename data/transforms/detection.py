@@ -37,7 +37,7 @@ def _boxes(sample: Dict[str, Any]) -> np.ndarray:
     return np.asarray(sample.get('gt_bboxes', np.zeros((0, 4))), np.float32).reshape(-1, 4)
 
 
-def _keep(sample: Dict[str, Any], keep: np.ndarray, boxes: np.ndarray) -> None:
+def keep_boxes(sample: Dict[str, Any], keep: np.ndarray, boxes: np.ndarray) -> None:
     """Replace the boxes and subset labels/flags with the boolean mask ``keep``."""
     sample['gt_bboxes'] = boxes[keep].astype(np.float32)
     for key, dtype in (('gt_labels', np.int64), ('gt_ignore_flags', bool)):
@@ -214,7 +214,7 @@ class SSDMinIoURandomCrop:
         shifted = boxes.copy()
         shifted[:, 0::2] = shifted[:, 0::2].clip(x1, x2) - x1
         shifted[:, 1::2] = shifted[:, 1::2].clip(y1, y2) - y1
-        _keep(sample, keep, shifted)
+        keep_boxes(sample, keep, shifted)
         sample.setdefault('meta', {})['img_shape'] = (y2 - y1, x2 - x1)
         return sample
 

@@ -31,6 +31,7 @@ import cv2
 import numpy as np
 
 from ..registry import TRANSFORMS
+from .detection import keep_boxes
 
 PAD_VALUE = 114
 
@@ -214,18 +215,12 @@ class RandomAffine:
         if 'gt_bboxes' not in sample:
             return sample
         boxes = _boxes(sample)
-        labels, flags = _fields(sample, len(boxes))
         corners = boxes[:, [0, 1, 2, 1, 2, 3, 0, 3]].reshape(-1, 4, 2)  # tl, tr, br, bl
         moved = corners @ matrix[:2, :2].T.astype(np.float32) + matrix[:2, 2].astype(np.float32)
         new = np.concatenate([moved.min(1), moved.max(1)], 1).reshape(-1, 4)
         new[:, 0::2] = new[:, 0::2].clip(0, out_w)
         new[:, 1::2] = new[:, 1::2].clip(0, out_h)
-        keep = filter_boxes(boxes, new, scale, self.min_side, self.min_area_ratio, self.max_aspect)
-        sample['gt_bboxes'] = new[keep].astype(np.float32)
-        if 'gt_labels' in sample:
-            sample['gt_labels'] = labels[keep]
-        if 'gt_ignore_flags' in sample:
-            sample['gt_ignore_flags'] = flags[keep]
+        keep_boxes(sample, filter_boxes(boxes, new, scale, self.min_side, self.min_area_ratio, self.max_aspect), new)
         return sample
 
     def __repr__(self) -> str:
