@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -83,6 +83,16 @@ class DetDataPreprocessor(SampleListPreprocessor):
         return dict(inputs=torch.stack(images), data_samples=out)
 
 
+def class_metadata(classes: Optional[Sequence[str]], cat_ids: Optional[Sequence[int]],
+                   num_labels: int) -> Tuple[Optional[List[str]], Optional[List[int]]]:
+    """The class names and dataset category ids of a detector's output labels, checked: one per label."""
+    if classes is not None and len(classes) != num_labels:
+        raise ValueError(f'{len(classes)} class names given for {num_labels} output labels')
+    if cat_ids is not None and len(cat_ids) != num_labels:
+        raise ValueError(f'{len(cat_ids)} category ids given for {num_labels} output labels')
+    return (list(classes) if classes is not None else None, list(cat_ids) if cat_ids is not None else None)
+
+
 @TASKS.register_module()
 class Detector(TaskModel):
     """SSD-style single-shot detector; ``num_classes`` foreground classes, labels 0..K-1.
@@ -125,12 +135,7 @@ class Detector(TaskModel):
                 raise ValueError('label_map maps two head classes to the same label')
         self.label_map = label_map
         n_out = num_classes if label_map is None else int((label_map >= 0).sum())
-        if classes is not None and len(classes) != n_out:
-            raise ValueError(f'{len(classes)} class names given for {n_out} output labels')
-        if cat_ids is not None and len(cat_ids) != n_out:
-            raise ValueError(f'{len(cat_ids)} category ids given for {n_out} output labels')
-        self.classes = list(classes) if classes is not None else None
-        self.cat_ids = list(cat_ids) if cat_ids is not None else None
+        self.classes, self.cat_ids = class_metadata(classes, cat_ids, n_out)
 
     # --- forward pieces ----------------------------------------------------------------------------------------
     def extract(self, inputs: torch.Tensor) -> List[torch.Tensor]:

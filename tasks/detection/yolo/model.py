@@ -19,7 +19,7 @@ from heads import HEADS
 from necks import NECKS
 from ...base import ModuleOrCfg, TaskModel, build_part
 from ...registry import TASKS
-from ..model import Detector
+from ..model import Detector, class_metadata
 from .coder import dfl_expectation, distance_to_bbox, make_anchor_points
 from .postprocess import YOLOPostProcessor
 
@@ -107,12 +107,7 @@ class YOLODetector(TaskModel):
             cfg.setdefault('type', 'YOLOPostProcessor')
             post_processor = TASKS.build(cfg)
         self.post_processor: YOLOPostProcessor = post_processor
-        if classes is not None and len(classes) != num_classes:
-            raise ValueError(f'{len(classes)} class names given for {num_classes} classes')
-        if cat_ids is not None and len(cat_ids) != num_classes:
-            raise ValueError(f'{len(cat_ids)} category ids given for {num_classes} classes')
-        self.classes = list(classes) if classes is not None else None
-        self.cat_ids = list(cat_ids) if cat_ids is not None else None
+        self.classes, self.cat_ids = class_metadata(classes, cat_ids, num_classes)
         self.label_map = None  # labels are the head's classes (Detector's helpers read it)
 
     # --- forward pieces ----------------------------------------------------------------------------------------
