@@ -1,6 +1,5 @@
 """LeYOLO parts and the YOLO detector: sizes against the published network, shapes, the neck on MobileNetV3
 features, the head's bias init, post-processing, the letterbox round trip and ONNX export."""
-import importlib.util
 import math
 
 import numpy as np
@@ -14,6 +13,7 @@ from necks.leneck import LeNeck
 from tasks import build_model, load_config
 from tasks.detection.yolo import YOLODetector, YOLOPostProcessor, decode_head_outputs, to_original
 from tasks.profiling import count_macs, count_parameters
+from tests.segmentation.seg_testutils import load_tool
 
 
 def tiny_detector(num_classes: int = 3) -> YOLODetector:
@@ -184,9 +184,7 @@ def test_loss_mode_gives_the_three_terms_and_learns_nothing_from_no_objects():
 
 @pytest.mark.slow
 def test_onnx_export_matches_onnxruntime(repo, tmp_path):
-    spec = importlib.util.spec_from_file_location('export_tool', repo / 'tools' / 'export.py')
-    export_tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(export_tool)
+    export_tool = load_tool('export')
     model = build_model(load_config(repo / 'configs' / 'yolo_leyolo-n_coco8.py')).eval()
     path = str(tmp_path / 'leyolo.onnx')
     example, outputs = export_tool.export(model, (3, 96, 128), path, legacy=True)

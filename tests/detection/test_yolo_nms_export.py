@@ -5,7 +5,6 @@ The model is LeYOLO-Nano of the coco8 config at 96 x 96 (189 anchor points, 80 c
 randomised BatchNorms and class logits spread (weights N(0, 1)) so that scores are distinct; the class bias picks
 how many pairs pass ``score_thr`` 0.001: bias -3 about 14,000 (the 300-detection cut decides), bias -10 about 560
 (the threshold after NMS decides: fewer than 300 detections)."""
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +14,7 @@ import torch
 from tasks import build_model
 from tasks.detection.nms_export import DetectorWithNMS, match_detections, unpad, with_nms
 from tasks.detection.yolo.nms_export import YOLODetectorWithNMS
+from tests.segmentation.seg_testutils import load_tool
 from tests.tasks.test_fusion import randomise_norms
 from tools.export import export
 
@@ -136,9 +136,7 @@ def test_dispatch_by_type():
 
 def test_export_tool_with_nms(tmp_path, capsys):
     """tools/export.py CONFIG CKPT --with-nms on a YOLO checkpoint: exports, runs onnxruntime, matches predict."""
-    spec = importlib.util.spec_from_file_location('_yolo_nms_export_tool', REPO / 'tools' / 'export.py')
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_tool('export')
     ckpt = tmp_path / 'yolo.pth'
     torch.save({'state_dict': tiny_yolo(-10.0).state_dict()}, ckpt)
     out = tmp_path / 'det.onnx'

@@ -1,5 +1,4 @@
 """Memory stays bounded: a long video holds flat RSS through tools/infer.py; the benchmark's --memory report."""
-import importlib.util
 import json
 from pathlib import Path
 
@@ -8,15 +7,9 @@ import numpy as np
 import pytest
 
 from tasks.profiling import current_rss_mb, peak_rss_mb
+from tests.segmentation.seg_testutils import load_tool
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def load_tool(name: str):
-    spec = importlib.util.spec_from_file_location(f'_memory_test_{name}', REPO / 'tools' / f'{name}.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def write_clip(path: Path, frames: int, size=(64, 48)) -> None:

@@ -11,6 +11,7 @@ from data.io import read_rgb
 from data.transforms.color import rgb_to_ycbcr
 from data.transforms.resize import bicubic_resize, mod_crop
 from tasks import Inferencer, build_model, load_config
+from tests.segmentation.seg_testutils import load_tool as tool
 from tests.tasks.test_fusion import randomise_norms
 from tools.export import export
 
@@ -193,13 +194,6 @@ def test_detection_with_nms_in_graph_equals_predict(tmp_path, legacy, threshold_
 @pytest.mark.slow
 def test_tools_run_the_onnxruntime_backend(tmp_path):
     """benchmark.py and infer.py --backend onnxruntime, and --fuse, on the bundled ESPCN x3."""
-    import importlib.util
-
-    def tool(name):
-        spec = importlib.util.spec_from_file_location(f'_onnx_backend_{name}', REPO / 'tools' / f'{name}.py')
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module
     cfg, ckpt = str(REPO / 'configs' / 'espcn_x3_500e_t91.py'), str(REPO / 'checkpoints' / 'espcn_x3_t91.pth')
     onnx = tmp_path / 'espcn.onnx'
     export(build_model(cfg, ckpt), (1, 32, 32), str(onnx), opset=17, dynamic=True, legacy=True)

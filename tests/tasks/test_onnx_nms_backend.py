@@ -7,7 +7,6 @@ ties everywhere), so the class predictors are made to act on their inputs standa
 (``standardise_inputs``). YOLO: LeYOLO-Nano of the coco8 config letterboxed to 96 x 96 (``tiny_yolo`` of
 tests/detection/test_yolo_nms_export.py, then ``spread_yolo`` over the 8 coco8 photos). SSD: SSDLite320-MobileNetV3,
 BatchNorms randomised, ``spread_ssd`` over the test photo."""
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +18,7 @@ from tasks import Inferencer, build_model, load_config
 from tasks.detection.nms_export import match_detections, with_nms
 from tasks.onnx_backend import OnnxNetwork, is_nms_graph
 from tests.detection.test_yolo_nms_export import tiny_yolo
+from tests.segmentation.seg_testutils import load_tool as tool
 from tests.tasks.test_fusion import randomise_norms
 from tools.export import export
 
@@ -27,13 +27,6 @@ COCO8 = REPO / 'tests' / 'assets' / 'detection' / 'coco8'
 PHOTO = str(COCO8 / 'images' / 'val' / '000000000036.jpg')  # 481 x 640 (portrait)
 YOLO_CONFIG = REPO / 'configs' / 'yolo_leyolo-n_coco8.py'
 SIZE = 96
-
-
-def tool(name: str):
-    spec = importlib.util.spec_from_file_location(f'_onnx_nms_{name}', REPO / 'tools' / f'{name}.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def assert_one_to_one(ours: dict, reference: dict) -> None:

@@ -12,18 +12,9 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / 'tools'))
 
 import quantize  # noqa: E402
+from tests.segmentation.seg_testutils import load_tool  # noqa: E402
 
-
-def _load_tool(name: str):
-    """tools/<name>.py as a module of its own (``test`` would otherwise be Python's test package)."""
-    import importlib.util
-    spec = importlib.util.spec_from_file_location(f'_quantize_test_{name}', REPO / 'tools' / f'{name}.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-test_tool = _load_tool('test')
+test_tool = load_tool('test')  # a module of its own: ``import test`` could give Python's test package
 
 ESPCN_X3 = REPO / 'configs' / 'espcn_x3_500e_t91.py'
 CKPT_X3 = REPO / 'checkpoints' / 'espcn_x3_t91.pth'
