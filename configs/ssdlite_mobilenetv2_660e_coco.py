@@ -19,9 +19,7 @@
 #   auto_scale_lr keeps lr / batch constant when run with another total batch size.
 # Augmentation: SSD's (photometric distortion, zoom out, the paper's minimum-IoU crop with the "some object" rule
 # and the unconstrained patch, flip), data/transforms/detection.py.
-_base_ = ['./_base_/default_runtime.py', './_base_/coco_categories.py']
-datasets_root = '{{$MOBILEVISION_DATA:{{ fileDirname }}/../datasets}}'  # or $MOBILEVISION_DATA
-coco_root = datasets_root + '/coco'
+_base_ = ['./_base_/default_runtime.py', './_base_/det_coco.py']
 input_size = 320
 norm = dict(type='bn', eps=0.001, momentum=0.03)
 model = dict(
@@ -49,21 +47,9 @@ train_pipeline = [
 ]
 test_pipeline = [dict(type='Albumentations', transforms=[dict(type='Resize', height=input_size, width=input_size)])]
 infer_pipeline = test_pipeline
-train_dataloader = dict(
-    batch_size=24, num_workers=4, persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
-    collate_fn=dict(type='mobilevision.sample_list_collate'),
-    dataset=dict(type='CocoDetection', ann_file=f'{coco_root}/annotations/instances_train2017.json',
-                 img_dir=f'{coco_root}/train2017', filter_empty_gt=True, pipeline=train_pipeline))
-val_dataloader = dict(
-    batch_size=8, num_workers=2, persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    collate_fn=dict(type='mobilevision.sample_list_collate'),
-    dataset=dict(type='CocoDetection', ann_file=f'{coco_root}/annotations/instances_val2017.json',
-                 img_dir=f'{coco_root}/val2017', pipeline=test_pipeline))
+train_dataloader = dict(batch_size=24, num_workers=4, dataset=dict(pipeline=train_pipeline))
+val_dataloader = dict(batch_size=8, num_workers=2, dataset=dict(pipeline=test_pipeline))
 test_dataloader = val_dataloader
-val_evaluator = dict(type='CocoMetric', ann_file=f'{coco_root}/annotations/instances_val2017.json')
-test_evaluator = val_evaluator
 
 max_epochs = 660
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=10)

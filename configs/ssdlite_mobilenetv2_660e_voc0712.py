@@ -3,13 +3,10 @@
 # Schedule: the COCO recipe's lr per image (0.15 / 192) at batch 64 -> lr 0.05, 660 epochs (the COCO config's)
 # x 259 iterations = 170,940 iterations (from-scratch VOC detectors, e.g. DSOD, need >= 100k iterations),
 # 1,000-iteration warm-up, cosine to 0. Same model (TF default boxes, 3 on the first map), 20 classes.
-_base_ = ['./ssdlite_mobilenetv2_660e_coco.py']
+_base_ = ['./ssdlite_mobilenetv2_660e_coco.py', './_base_/voc_categories.py']
 datasets_root = '{{$MOBILEVISION_DATA:{{ fileDirname }}/../datasets}}'  # or $MOBILEVISION_DATA
 voc_root = datasets_root + '/VOCdevkit'
-voc_classes = ('aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus', 'car', 'cat', 'chair', 'cow',
-               'diningtable', 'dog', 'horse', 'motorbike', 'person', 'pottedplant', 'sheep', 'sofa', 'train',
-               'tvmonitor')
-model = dict(num_classes=20, classes=voc_classes, cat_ids=None)
+model = dict(num_classes=20, classes={{_base_.voc_classes}}, cat_ids=None)
 train_dataloader = dict(
     batch_size=64,
     dataset=dict(_delete_=True, type='VOCDetection', data_root=voc_root, years=[2007, 2012], split='trainval',

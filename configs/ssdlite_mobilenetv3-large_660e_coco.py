@@ -19,13 +19,8 @@
 _base_ = ['./ssdlite_mobilenetv2_660e_coco.py']
 input_size = 320
 norm = dict(type='bn', eps=0.001, momentum=0.03)
-coco_label_map = [
-    0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, -1, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, -1, 24,
-    25, -1, -1, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, -1, 40, 41, 42, 43, 44, 45,
-    46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, -1, 60, -1, -1, 61, -1, 62, 63, 64, 65,
-    66, 67, 68, 69, 70, 71, 72, -1, 73, 74, 75, 76, 77, 78, 79]
 model = dict(
-    num_classes=90, label_map=coco_label_map,
+    num_classes=90, label_map={{_base_.coco91_label_map}},
     data_preprocessor=dict(type='DetDataPreprocessor', mean=[127.5] * 3, std=[127.5] * 3,
                            resize=(input_size, input_size)),
     # feature points of the reduced-tail large net: 5 = layer13_expand (672 ch, stride 16), 7 = last_conv (480)

@@ -14,9 +14,7 @@
 #   YOLOExpEMA averaged model), the averaged weights used for validation and saved;
 #   AMP on GPU: tools/train.py --amp. Mosaic is switched off for the last 10 epochs (CloseMosaicHook).
 #   The loss is scaled by the images per batch (x world size), so lr 0.01 holds for any total batch of 64-128.
-_base_ = ['./_base_/default_runtime.py', './_base_/coco_categories.py']
-datasets_root = '{{$MOBILEVISION_DATA:{{ fileDirname }}/../datasets}}'  # or $MOBILEVISION_DATA
-coco_root = datasets_root + '/coco'
+_base_ = ['./_base_/default_runtime.py', './_base_/det_coco.py']
 input_size = 640
 arch = 'n'
 model = dict(
@@ -41,21 +39,9 @@ train_pipeline = [
 ]
 test_pipeline = [dict(type='LetterBox', size=input_size, pad_val=114)]
 infer_pipeline = test_pipeline
-train_dataloader = dict(
-    batch_size=16, num_workers=8, persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
-    collate_fn=dict(type='mobilevision.sample_list_collate'),
-    dataset=dict(type='CocoDetection', ann_file=f'{coco_root}/annotations/instances_train2017.json',
-                 img_dir=f'{coco_root}/train2017', filter_empty_gt=False, pipeline=train_pipeline))
-val_dataloader = dict(
-    batch_size=16, num_workers=4, persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    collate_fn=dict(type='mobilevision.sample_list_collate'),
-    dataset=dict(type='CocoDetection', ann_file=f'{coco_root}/annotations/instances_val2017.json',
-                 img_dir=f'{coco_root}/val2017', pipeline=test_pipeline))
+train_dataloader = dict(batch_size=16, num_workers=8, dataset=dict(filter_empty_gt=False, pipeline=train_pipeline))
+val_dataloader = dict(batch_size=16, num_workers=4, dataset=dict(pipeline=test_pipeline))
 test_dataloader = val_dataloader
-val_evaluator = dict(type='CocoMetric', ann_file=f'{coco_root}/annotations/instances_val2017.json')
-test_evaluator = val_evaluator
 
 max_epochs = 500
 warmup_epochs = 3

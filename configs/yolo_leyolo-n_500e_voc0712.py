@@ -1,13 +1,10 @@
 # LeYOLO-Nano on PASCAL VOC07+12 trainval (16,551 images), tested on VOC2007 test with the VOC2007 11-point AP
 # at IoU 0.5. The COCO recipe (500 epochs at 640, batch 128, SGD 0.01, ...) with 20 classes; difficult objects are
 # neither positives nor negatives in training and ignored by the metric.
-_base_ = ['./yolo_leyolo-n_500e_coco.py']
+_base_ = ['./yolo_leyolo-n_500e_coco.py', './_base_/voc_categories.py']
 datasets_root = '{{$MOBILEVISION_DATA:{{ fileDirname }}/../datasets}}'  # or $MOBILEVISION_DATA
 voc_root = datasets_root + '/VOCdevkit'
-voc_classes = ('aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus', 'car', 'cat', 'chair', 'cow',
-               'diningtable', 'dog', 'horse', 'motorbike', 'person', 'pottedplant', 'sheep', 'sofa', 'train',
-               'tvmonitor')
-model = dict(num_classes=20, classes=voc_classes, cat_ids=None)
+model = dict(num_classes=20, classes={{_base_.voc_classes}}, cat_ids=None)
 train_dataloader = dict(
     dataset=dict(_delete_=True, type='VOCDetection', data_root=voc_root, years=[2007, 2012], split='trainval',
                  filter_empty_gt=False, pipeline={{_base_.train_pipeline}}))
