@@ -60,20 +60,12 @@ def learn(model, samples, steps: int, lr: float) -> tuple:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize('name', DETECTION)
-def test_detection_config_learns(name):
+@pytest.mark.parametrize('name,batch', [(n, lambda: detection_batch(2, 96)) for n in DETECTION] +
+                         [(n, lambda: segmentation_batch(2, 64)) for n in SEGMENTATION])
+def test_config_learns(name, batch):
     torch.manual_seed(0)
     model = build(name)
-    first, last = learn(model, detection_batch(2, 96), steps=20, lr=3e-3)
-    assert last < 0.5 * first, (first, last)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize('name', SEGMENTATION)
-def test_segmentation_config_learns(name):
-    torch.manual_seed(0)
-    model = build(name)
-    first, last = learn(model, segmentation_batch(2, 64), steps=20, lr=3e-3)
+    first, last = learn(model, batch(), steps=20, lr=3e-3)
     assert last < 0.5 * first, (first, last)
 
 
