@@ -89,7 +89,7 @@ def test_rescaled_float_model_computes_the_same_function(dims):
     np.testing.assert_allclose(run(rescaled, x), run(model, x), rtol=1e-5, atol=1e-5)
 
 
-def test_folded_per_channel_quantizers_equal_the_helper_nodes_and_beat_per_tensor(tmp_path):
+def test_folded_per_channel_quantizers_replace_the_helper_nodes_and_beat_per_tensor(tmp_path):
     model = tiny_model()
     int8_channel = quantize(model, tmp_path, per_channel=True)
     q = {n.op_type for n in int8_channel.graph.node}
@@ -99,7 +99,7 @@ def test_folded_per_channel_quantizers_equal_the_helper_nodes_and_beat_per_tenso
                       for n in int8_channel.graph.node if n.op_type in ('QuantizeLinear', 'DequantizeLinear')
                       and n.input[0] not in constants and any(a.name == 'axis' for a in n.attribute))
     assert per_axis == [('DequantizeLinear', 'z1'), ('QuantizeLinear', 't0')]  # one scale per channel there
-    # the folded graph computes what the unfolded graph (rescaled model, per-tensor Q/DQ and float helpers) does
+    # per-channel ranges beat per-tensor ones; onnxruntime's graph optimisations keep the folded graph's result
     x = images(1, seed=7)[0]
     fp32 = run(model, x)
     err_channel = np.abs(run(int8_channel, x) - fp32).mean()
@@ -108,16 +108,25 @@ def test_folded_per_channel_quantizers_equal_the_helper_nodes_and_beat_per_tenso
     np.testing.assert_allclose(run(int8_channel, x, optimize=False), run(int8_channel, x), atol=1e-5)
 
 
-def test_fold_is_exact_against_the_helper_graph():
-    """Per-channel Q/DQ equal rescale -> per-tensor Q/DQ -> inverse rescale, element by element."""
-    rng = np.random.default_rng(0)
-    values = rng.normal(0, 1, 4000) * 3
-    step, zero = qc.affine_range(values, values.min(), values.max())
-    quantized = (np.clip(np.round(values / step) + zero, 0, 255) - zero) * step
-    k = (1 / 128) / step  # the shared grid of rescale
-    shared = k * (values + (zero - 128) * step)
-    via_shared = ((np.clip(np.round(shared * 128) + 128, 0, 255) - 128) / 128) / k - (zero - 128) * step
-    np.testing.assert_allclose(via_shared, quantized, atol=1e-9)
+def test_fold_is_exact_against_the_helper_graph(tmp_path, monkeypatch):
+    """Per-channel Q/DQ (folded) equal rescale -> per-tensor Q/DQ -> inverse rescale (the graph ``fold`` is given:
+    the rescaled convolutions, onnxruntime's per-tensor Q/DQ and the float Mul/Add helpers), element by element."""
+    given = []
+    fold = qc.fold
+
+    def keep_a_copy(model, plan):
+        copy = onnx.ModelProto()
+        copy.CopyFrom(model)
+        given.append(copy)
+        return fold(model, plan)
+    monkeypatch.setattr(qc, 'fold', keep_a_copy)
+    folded = quantize(tiny_model(), tmp_path, per_channel=True)
+    (helpers,) = given
+    assert [n.op_type for n in helpers.graph.node if n.op_type in ('Mul', 'Add')] == ['Mul', 'Mul', 'Add']
+    for x in images(3, seed=11):
+        expected = run(helpers, x, optimize=False)
+        assert np.abs(expected).max() > 0.1
+        np.testing.assert_allclose(run(folded, x, optimize=False), expected, rtol=1e-5, atol=1e-5)
 
 
 def test_range_rules_on_hand_made_values():
