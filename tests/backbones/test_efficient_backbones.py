@@ -183,22 +183,37 @@ def test_mobilenet_v4_medium_is_the_papers_table_12_and_counts_to_9_7m():
 
 
 # MobileDet-CPU, block by block (TF object detection API, mobiledet_cpu_backbone):
-# (in, expanded, out, stride, residual, squeeze width)
+# (in, expanded, out, kernel, stride, residual, squeeze width)
 MOBILEDET_CPU_BLOCKS = [
-    (16, 16, 8, 1, False, 8), (8, 32, 16, 2, False, 8),
-    (16, 128, 32, 2, False, 32), (32, 128, 32, 1, True, 32), (32, 128, 32, 1, True, 32), (32, 128, 32, 1, True, 32),
-    (32, 256, 72, 2, False, 64), (72, 576, 72, 1, True, 144), (72, 288, 72, 1, True, 72), (72, 288, 72, 1, True, 72),
-    (72, 576, 72, 1, False, 144), (72, 576, 72, 1, True, 144), (72, 576, 72, 1, True, 144),
-    (72, 576, 72, 1, True, 144),
-    (72, 576, 104, 2, False, 144), (104, 416, 104, 1, True, 104), (104, 416, 104, 1, True, 104),
-    (104, 416, 104, 1, True, 104), (104, 832, 144, 1, False, 208)]
+    (16, 16, 8, 3, 1, False, 8), (8, 32, 16, 3, 2, False, 8),
+    (16, 128, 32, 3, 2, False, 32), (32, 128, 32, 3, 1, True, 32), (32, 128, 32, 3, 1, True, 32),
+    (32, 128, 32, 3, 1, True, 32),
+    (32, 256, 72, 5, 2, False, 64), (72, 576, 72, 3, 1, True, 144), (72, 288, 72, 5, 1, True, 72),
+    (72, 288, 72, 3, 1, True, 72), (72, 576, 72, 3, 1, False, 144), (72, 576, 72, 3, 1, True, 144),
+    (72, 576, 72, 3, 1, True, 144), (72, 576, 72, 3, 1, True, 144),
+    (72, 576, 104, 5, 2, False, 144), (104, 416, 104, 5, 1, True, 104), (104, 416, 104, 5, 1, True, 104),
+    (104, 416, 104, 3, 1, True, 104), (104, 832, 144, 3, 1, False, 208)]
+
+
+def _mobiledet_cpu_parameters() -> int:
+    """Parameters of the table by the plain formulas: the 3x3 stem (16) and per block the 1x1 expansion (none where
+    the width is kept), the depthwise conv, the squeeze-excitation's two 1x1 convs with biases and the 1x1
+    projection; every other conv without bias and followed by BatchNorm (scale and shift)."""
+    total = 3 * 16 * 9 + 2 * 16
+    for cin, hidden, out, kernel, _, _, squeeze in MOBILEDET_CPU_BLOCKS:
+        if hidden != cin:
+            total += cin * hidden + 2 * hidden
+        total += hidden * kernel * kernel + 2 * hidden
+        total += hidden * squeeze + squeeze + squeeze * hidden + hidden
+        total += hidden * out + 2 * out
+    return total
 
 
 def test_mobiledet_cpu_blocks_shapes_and_size():
     model = MobileDet(out_indices=('c1', 'c2', 'c3', 'c4', 'c5')).eval()
     blocks = [m for m in model.modules() if hasattr(m, 'use_residual')]
-    got = [(b.in_channels, b.hidden_channels, b.out_channels, b.stride, b.use_residual, b.se.fc1.out_channels)
-           for b in blocks]
+    got = [(b.in_channels, b.hidden_channels, b.out_channels, b.depthwise[0].kernel_size[0], b.stride,
+            b.use_residual, b.se.fc1.out_channels) for b in blocks]
     assert got == MOBILEDET_CPU_BLOCKS
     assert all(isinstance(b.depthwise[2], torch.nn.Hardswish) for b in blocks)
     assert all(isinstance(b.se.scale_activation, torch.nn.Sigmoid) for b in blocks)
@@ -206,7 +221,7 @@ def test_mobiledet_cpu_blocks_shapes_and_size():
         feats = model(torch.zeros(1, 3, 320, 320))
     assert [tuple(f.shape[1:]) for f in feats] == [(8, 160, 160), (16, 80, 80), (32, 40, 40), (72, 20, 20),
                                                   (144, 10, 10)]
-    assert params(model) == 3_006_440
+    assert params(model) == _mobiledet_cpu_parameters() == 3_006_440
 
 
 def test_ssdlite_mobiledet_cpu_matches_the_published_size():
