@@ -12,10 +12,11 @@ from data.transforms.detection import (SSDExpand, SSDMinIoURandomCrop, SSDPhotom
                                        ssd_test_pipeline, ssd_train_pipeline)
 
 
-def coordinate_image(h: int, w: int) -> np.ndarray:
-    """R = x, G = y, B = 255 (so the mean-filled canvas, B=104, is told apart)."""
+def coordinate_image(h: int, w: int, marker: int = 255) -> np.ndarray:
+    """R = x, G = y, B = ``marker`` (255: the mean-filled canvas, B=104, is told apart; test_yolo_aug.py gives each
+    mosaic part its own)."""
     ys, xs = np.mgrid[0:h, 0:w]
-    return np.stack([xs, ys, np.full_like(xs, 255)], axis=-1).astype(np.uint8)
+    return np.stack([xs, ys, np.full_like(xs, marker)], axis=-1).astype(np.uint8)
 
 
 THREE_BOXES = [[10, 20, 60, 80], [70, 5, 150, 50], [100, 60, 159, 119]]

@@ -15,13 +15,9 @@ from data.datasets import CocoDetection, VOCDetection, YOLODetection
 from data.transforms.yolo_aug import HSVJitter, Mosaic, RandomAffine, filter_boxes, yolo_train_pipeline
 from tasks.detection.yolo.hooks import CloseMosaicHook
 from tasks.registry import HOOKS
+from tests.detection.test_data_det_transforms import coordinate_image
 
 MARKERS = (10, 20, 30, 40)  # blue value of each mosaic part; the canvas fill is 114
-
-
-def coordinate_image(h: int, w: int, marker: int = 255) -> np.ndarray:
-    ys, xs = np.mgrid[0:h, 0:w]
-    return np.stack([xs, ys, np.full_like(xs, marker)], axis=-1).astype(np.uint8)
 
 
 def part(h, w, k, boxes):
