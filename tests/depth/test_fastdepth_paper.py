@@ -9,6 +9,7 @@ from torch import nn
 from backbones import MobileNetV1
 from data import TRANSFORMS
 from tasks import build_model, load_config
+from tests.detection.test_ssd_recipe import position_image
 
 REPO = Path(__file__).resolve().parents[2]
 PAPER = REPO / 'configs' / 'fastdepth_mobilenetv1_20e_nyu.py'
@@ -60,15 +61,13 @@ def test_final_layer_is_conv_bn_relu_and_depth_is_never_negative(paper_model):
 def coded_frame(h: int = 480, w: int = 640):
     """An image whose colour encodes each pixel's position and a depth map holding the same position."""
     y, x = np.mgrid[0:h, 0:w]
-    image = np.stack([x % 256, y % 256, (x // 256) * 16 + y // 256], -1).astype(np.uint8)
-    depth = (1 + y * w + x).astype(np.float32)
-    return image, depth
+    return position_image(h, w), (1 + y * w + x).astype(np.float32)
 
 
-def decode(depth: np.ndarray, w: int = 640):
+def decode(depth: np.ndarray, h: int = 480, w: int = 640):
+    """The colour of the source pixel each depth value names (invalid depths, 0, name the last pixel)."""
     index = np.round(depth).astype(np.int64) - 1
-    y, x = index // w, index % w
-    return np.stack([x % 256, y % 256, (x // 256) * 16 + y // 256], -1).astype(np.uint8)
+    return position_image(h, w)[index // w, index % w]
 
 
 @pytest.mark.parametrize('name', ['train', 'test', 'infer'])
