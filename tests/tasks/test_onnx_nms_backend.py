@@ -17,7 +17,7 @@ from data.io import read_rgb
 from tasks import Inferencer, build_model, load_config
 from tasks.detection.nms_export import match_detections, with_nms
 from tasks.onnx_backend import OnnxNetwork, is_nms_graph
-from tests.detection.test_yolo_nms_export import tiny_yolo
+from tests.detection.test_yolo_nms_export import assert_same_detections, tiny_yolo
 from tests.segmentation.seg_testutils import load_tool as tool
 from tests.tasks.test_fusion import randomise_norms
 from tools.export import export
@@ -27,14 +27,6 @@ COCO8 = REPO / 'tests' / 'assets' / 'detection' / 'coco8'
 PHOTO = str(COCO8 / 'images' / 'val' / '000000000036.jpg')  # 481 x 640 (portrait)
 YOLO_CONFIG = REPO / 'configs' / 'yolo_leyolo-n_coco8.py'
 SIZE = 96
-
-
-def assert_one_to_one(ours: dict, reference: dict) -> None:
-    """As many detections, each reference one with an equal (label, score, box to 1e-4) in ours, best first."""
-    n = len(reference['scores'])
-    assert len(ours['scores']) == n > 0
-    assert match_detections(ours, reference, 1e-4) == (n, 0)
-    assert np.all(np.diff(ours['scores']) <= 0)
 
 
 def first(result: dict, n: int) -> dict:
@@ -94,14 +86,14 @@ def test_yolo_plain_and_nms_graph_equal_torch(yolo):
     assert len(np.unique(reference['scores'])) == 300
     plain = Inferencer(cfg, files['plain'], backend='onnxruntime', threads=1)
     assert plain.model.onnx_max_det is None and not is_nms_graph(plain.model.onnx_network)
-    assert_one_to_one(plain(PHOTO), reference)
+    assert_same_detections(plain(PHOTO), reference)
     nms = Inferencer(cfg, files['nms'], backend='onnxruntime', threads=1)
     assert is_nms_graph(nms.model.onnx_network) and nms.model.onnx_max_det == 300
     result = nms(PHOTO)
-    assert_one_to_one(result, reference)
+    assert_same_detections(result, reference)
     assert result['img_id'] == reference['img_id'] == '000000000036'
     capped = Inferencer(cfg, files['nms20'], backend='onnxruntime', threads=1)(PHOTO)
-    assert_one_to_one(capped, first(reference, 20))  # the 20 best
+    assert_same_detections(capped, first(reference, 20))  # the 20 best
     # the tensor mode of an NMS graph is the graph's four outputs (what benchmark.py times)
     boxes, scores, labels, num_dets = nms.model(torch.zeros(1, 3, SIZE, SIZE), mode='tensor')
     assert boxes.shape == (300, 4) and labels.dtype == torch.int64 and num_dets.shape == (1,)
@@ -123,7 +115,7 @@ def test_batch_of_a_batch_one_file(yolo):
         ours, ref = model.predict(x, None), reference.predict(x, None)
     assert len(ours) == 3
     for a, b in zip(ours, ref):
-        assert_one_to_one(a, b)
+        assert_same_detections(a, b)
 
 
 def test_tools_take_an_nms_graph(yolo, tmp_path):
