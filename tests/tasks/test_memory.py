@@ -8,18 +8,9 @@ import pytest
 
 from tasks.profiling import current_rss_mb, peak_rss_mb
 from tests.segmentation.seg_testutils import load_tool
+from tests.tools.test_infer_outputs import _clip as write_clip
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def write_clip(path: Path, frames: int, size=(64, 48)) -> None:
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*'mp4v'), 25.0, size)
-    assert writer.isOpened()
-    yy, xx = np.mgrid[0:size[1], 0:size[0]]
-    for i in range(frames):  # a moving pattern, so frames differ
-        frame = np.stack([(xx * 4 + i) % 256, (yy * 5 + 2 * i) % 256, ((xx + yy) * 3 + 3 * i) % 256], -1)
-        writer.write(frame.astype(np.uint8))
-    writer.release()
 
 
 def test_rss_helpers_measure_this_process():
@@ -37,7 +28,7 @@ def test_rss_helpers_measure_this_process():
 def test_video_inference_holds_flat_memory(tmp_path, monkeypatch):
     from tasks.super_resolution import SuperResolver
     clip = tmp_path / 'clip.mp4'
-    write_clip(clip, 300)
+    write_clip(clip, 300, size=(64, 48), fps=25.0)  # a moving gradient, so frames differ
     rss = []
     predict = SuperResolver.predict
 
