@@ -1,18 +1,19 @@
 """FasterNet, InceptionNeXt, MobileNetV4, MobileDet: the backbone contract and the papers' sizes.
 
-Sizes are counted with torch.utils.flop_counter (as tools/benchmark.py) on the classifier configs at 224x224.
+Sizes are counted with tasks.profiling (torch.utils.flop_counter, as tools/benchmark.py) on the classifier configs
+at 224x224.
 """
 import itertools
 from pathlib import Path
 
 import pytest
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 from torchvision.ops.misc import Conv2dNormActivation
 
 from backbones import BACKBONES, FasterNet, InceptionNeXt, MobileDet, MobileNetV4
 from backbones.mobilenet_v4 import FusedInvertedBottleneck
 from tasks import build_model
+from tasks.profiling import count_macs, count_parameters as params
 
 REPO = Path(__file__).resolve().parents[2]
 ALL = [(FasterNet, dict(arch='fasternet_t0')), (InceptionNeXt, {}), (MobileNetV4, {}),
@@ -20,13 +21,7 @@ ALL = [(FasterNet, dict(arch='fasternet_t0')), (InceptionNeXt, {}), (MobileNetV4
 
 
 def macs(model, shape) -> int:
-    with FlopCounterMode(display=False) as counter, torch.no_grad():
-        model(torch.zeros(1, *shape))
-    return counter.get_total_flops() // 2
-
-
-def params(model) -> int:
-    return sum(p.numel() for p in model.parameters())
+    return count_macs(lambda: model(torch.zeros(1, *shape)))
 
 
 @pytest.mark.parametrize('cls,kwargs', ALL)
