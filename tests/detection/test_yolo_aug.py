@@ -173,17 +173,22 @@ def test_filter_boxes_rules():
 
 
 def test_hsv_gains():
-    gray = np.repeat(np.arange(0, 256, 4, dtype=np.uint8)[None, :, None], 3, axis=2)  # 1 x 64 gray ramp
+    levels = np.arange(0, 256, 4)
+    gray = np.repeat(levels.astype(np.uint8)[None, :, None], 3, axis=2)  # 1 x 64 gray ramp
     t = HSVJitter(hgain=0.0, sgain=0.0, vgain=0.4)
     np.random.seed(7)
-    out = t(dict(img=gray.copy()))['img']
-    np.random.seed(7)
-    np.random.rand()
-    gain = np.random.uniform(-1, 1, 3)[2] * 0.4 + 1
-    expected = np.clip(np.arange(0, 256, 4) * gain, 0, 255).astype(np.uint8)
-    assert gain != 1
-    np.testing.assert_array_equal(out[0, :, 0], expected)
-    assert (out == out[..., :1]).all()  # still gray
+    gains = []
+    for _ in range(4):
+        out = t(dict(img=gray.copy()))['img']
+        assert (out == out[..., :1]).all()  # still gray
+        # every level is floor(min(level x g, 255)) for one value gain g: the gains that explain each level meet
+        got, v = out[0, 1:, 0].astype(float), levels[1:].astype(float)
+        clipped = got == 255
+        lo = max((got[~clipped] / v[~clipped]).max(), (255 / v[clipped]).max() if clipped.any() else 0)
+        hi = ((got[~clipped] + 1) / v[~clipped]).min()
+        assert 0.6 <= lo < hi <= 1.4, (lo, hi)
+        gains.append((lo + hi) / 2)
+    assert max(gains) - min(gains) > 0.05  # a new gain per call
     # hue wraps modulo 180 (OpenCV's 8-bit hue), saturation and value clip at 255
     hue, sat, val = HSVJitter.tables(np.array([1.5, 2.0, 0.5]))
     assert hue[120] == 0 and hue[100] == 150 and sat[200] == 255 and sat[100] == 200 and val[255] == 127
