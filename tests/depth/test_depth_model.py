@@ -12,6 +12,7 @@ from data.io import read_rgb
 from heads import NNConv5Decoder
 from tasks import TASKS, build_model
 from tasks.depth import DepthEstimator, berhu_loss, l1_loss, silog_loss
+from official_layout import OfficialLayout
 
 TINY = dict(type='DepthEstimator',
             backbone=dict(type='MobileNetV1', width_mult=0.25, out_indices=(0, 1, 2, 4)),
@@ -113,7 +114,9 @@ def test_onnx_export_matches_torch_in_onnxruntime(tmp_path, repo):
 def test_configs_build_the_paper_network_and_the_v2_option(repo):
     v1 = build_model(repo / 'configs' / 'fastdepth_mobilenetv1_20e_nyu.py')
     assert type(v1.backbone).__name__ == 'MobileNetV1' and v1.backbone.strides == [2, 4, 8, 32]
-    assert sum(p.numel() for p in v1.parameters()) == 3_960_930   # unpruned (pruned FastDepth: 1.34 M); final BN
+    # unpruned (pruned FastDepth: 1.34 M): the official MobileNetSkipAdd's count, its final BN included
+    assert sum(p.numel() for p in v1.parameters()) == sum(p.numel() for p in OfficialLayout().parameters())
+    assert sum(p.numel() for p in v1.parameters()) == 3_960_930
     v2 = build_model(repo / 'configs' / 'fastdepth_mobilenetv2_20e_nyu.py')
     assert type(v2.backbone).__name__ == 'MobileNetV2' and v2.backbone.out_channels == [16, 24, 32, 1280]
     with torch.no_grad():
