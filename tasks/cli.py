@@ -2,6 +2,7 @@
 Runner starts (and prints its environment dump)."""
 from __future__ import annotations
 
+import argparse
 import math
 import os
 import re
@@ -104,9 +105,59 @@ def group_per_class(metrics: Mapping[str, Any], classes: Sequence[str]) -> Dict[
     return out
 
 
-def input_shape(cfg: Mapping, shape: Optional[Sequence[int]], config_name: str) -> tuple:
-    """The network input shape of a tool: ``--shape`` if given, else the config's ``benchmark_shape``."""
-    shape = tuple(shape or cfg.get('benchmark_shape') or ())
+def input_shape(cfg: Mapping, shape: Optional[Sequence[int]], config_name: str, channels: bool = True) -> tuple:
+    """The network input shape of a tool: ``--shape`` if given, else the config's ``benchmark_shape``.
+
+    A given ``--shape`` must be positive and, where the config has a ``benchmark_shape``, have as many numbers and
+    the same channel count (``--shape 224 224`` for a ``3 224 224`` model is an error, not a 2-D input).
+    ``channels=False`` where the shape is a photo's for the predict path (ESPCN's network takes luma, its predict
+    path RGB photos), not the network's input."""
+    reference = tuple(cfg.get('benchmark_shape') or ())
     if not shape:
-        raise ValueError(f'no --shape given and the config {config_name} has no benchmark_shape')
+        if not reference:
+            raise ValueError(f'no --shape given and the config {config_name} has no benchmark_shape')
+        return reference
+    shape = tuple(shape)
+    if any(int(n) < 1 for n in shape):
+        raise ValueError(f'--shape {" ".join(map(str, shape))}: every size must be >= 1')
+    if reference and len(shape) != len(reference):
+        raise ValueError(f'--shape {" ".join(map(str, shape))} has {len(shape)} numbers; the config {config_name} '
+                         f'takes {len(reference)} (channels first, without batch, like its benchmark_shape '
+                         f'{" ".join(map(str, reference))})')
+    if channels and reference and shape[0] != reference[0]:
+        raise ValueError(f'--shape {" ".join(map(str, shape))} has {shape[0]} channels; the config {config_name} '
+                         f'takes {reference[0]} (its benchmark_shape is {" ".join(map(str, reference))})')
     return shape
+
+
+def positive_int(text: str) -> int:
+    """``argparse`` type of counts that must be >= 1 (``--threads``, ``--runs``...): ``--threads 0`` is a usage
+    error (exit 2) instead of a silent default."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'expected a whole number >= 1, got {text!r}') from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f'must be >= 1, got {value}')
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """``argparse`` type of counts that may be 0 (``--warmup``)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'expected a whole number >= 0, got {text!r}') from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f'must be >= 0, got {value}')
+    return value
+
+
+def require_checkpoint(path: Optional[str], what: str = 'checkpoint', onnx_option: Optional[str] = None) -> str:
+    """``require_file`` for a PyTorch checkpoint; an ``.onnx`` file is refused by name (``torch.load`` would fail on
+    it with a decoding error that says nothing), pointing to ``onnx_option`` where the tool has one."""
+    require_file(path, what)
+    if str(path).lower().endswith('.onnx'):
+        where = f'; run an ONNX file with {onnx_option}' if onnx_option else ''
+        raise ValueError(f'{what} {path} is an ONNX file, not a PyTorch checkpoint{where}')
+    return path

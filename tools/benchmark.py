@@ -22,7 +22,7 @@ import torch
 import data  # noqa: F401
 import tasks  # noqa: F401
 from tasks import build_model, load_config
-from tasks.cli import input_shape, require_file
+from tasks.cli import input_shape, non_negative_int, positive_int, require_checkpoint, require_file
 from tasks.profiling import count_macs, count_parameters, predict_path, random_sample, time_calls
 
 
@@ -34,7 +34,8 @@ def benchmark(config, shape: Optional[Sequence[int]] = None, runs: int = 50, war
     cfg = load_config(require_file(os.fspath(config), 'config file') if isinstance(config, (str, os.PathLike))
                       else config)
     shape = input_shape(cfg, shape, config)
-    model = build_model(cfg, require_file(checkpoint, 'checkpoint') if checkpoint else None)
+    model = build_model(cfg, require_checkpoint(checkpoint, 'checkpoint', '--backend onnxruntime --onnx FILE')
+                        if checkpoint else None)
     example = torch.randn(1, *shape)
     report = dict(config=str(config), input_shape=[1, *shape], threads=torch.get_num_threads(),
                   params=count_parameters(model), macs=count_macs(lambda: model(example, mode='tensor')))
@@ -66,9 +67,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('config', help='config file')
     parser.add_argument('--shape', type=int, nargs='+', help="input shape without batch (default: the config's "
                         'benchmark_shape), e.g. 3 224 224')
-    parser.add_argument('--runs', type=int, default=50, help='timed runs')
-    parser.add_argument('--warmup', type=int, default=5, help='untimed runs first')
-    parser.add_argument('--threads', type=int, help='torch CPU threads (default: torch default)')
+    parser.add_argument('--runs', type=positive_int, default=50, help='timed runs')
+    parser.add_argument('--warmup', type=non_negative_int, default=5, help='untimed runs first')
+    parser.add_argument('--threads', type=positive_int, help='torch CPU threads (default: torch default)')
     parser.add_argument('--no-predict', action='store_true', help='time the tensor mode only')
     parser.add_argument('--fuse', action='store_true', help='fold BatchNorms into convolutions first, channels-last '
                         'weights (tasks.fuse)')
@@ -89,7 +90,7 @@ def memory(config, shape: Optional[Sequence[int]] = None, threads: Optional[int]
     from tasks.profiling import predict_peak_rss
     cfg = load_config(require_file(os.fspath(config), 'config file') if isinstance(config, (str, os.PathLike))
                       else config)
-    shape = input_shape(cfg, shape, config)
+    shape = input_shape(cfg, shape, config, channels=False)  # a photo's shape: the predict path takes RGB or gray
     report = dict(config=str(config), input_shape=[1, *shape], threads=threads or torch.get_num_threads())
     report['memory'] = predict_peak_rss(config, shape, threads)
     return report

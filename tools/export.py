@@ -19,7 +19,7 @@ from torch import nn
 import data  # noqa: F401
 import tasks  # noqa: F401
 from tasks import build_model, load_config
-from tasks.cli import input_shape, require_file
+from tasks.cli import input_shape, positive_int, require_checkpoint, require_file
 
 
 class TensorMode(nn.Module):
@@ -58,7 +58,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         'onnxruntime folds them too, the file is the same size either way)')
     parser.add_argument('--with-nms', action='store_true', help='detection: decoding and class-wise NMS in the graph '
                         '(outputs boxes, scores, labels, num_dets; batch 1, fixed size); checked against predict')
-    parser.add_argument('--max-det', type=int, default=100, help='--with-nms: detections per image (padded)')
+    parser.add_argument('--max-det', type=positive_int, default=100, help='--with-nms: detections per image (padded)')
     return parser.parse_args(argv)
 
 
@@ -133,7 +133,10 @@ def export_with_nms(model: nn.Module, shape: Sequence[int], args: argparse.Names
                          'drop --dynamic')
     if len(shape) != 3:
         raise ValueError(f'--with-nms needs an image shape C H W, got {list(shape)}')
-    wrapper = with_nms(model, shape[1:], args.max_det)
+    try:
+        wrapper = with_nms(model, shape[1:], args.max_det)
+    except TypeError as err:  # not a detector: a usage error, not a bug
+        raise ValueError(f'{args.config}: {err}') from err
     example, outputs = export(model, shape, args.output, args.opset, False, args.legacy, wrapper=wrapper)
     print(f'wrote {args.output} ({osp.getsize(args.output) / 1e6:.2f} MB), input 1x{"x".join(map(str, shape))}, '
           f'outputs boxes/scores/labels/num_dets (max {wrapper.max_det})')
@@ -162,7 +165,7 @@ def main(argv=None) -> List[float]:
     cfg = load_config(require_file(args.config, 'config file'))
     shape = input_shape(cfg, args.shape, args.config)
     if args.checkpoint:
-        require_file(args.checkpoint, 'checkpoint')
+        require_checkpoint(args.checkpoint, 'checkpoint')
     require_export_packages(args.legacy)
     model = build_model(cfg, args.checkpoint)
     if args.fuse:

@@ -38,6 +38,7 @@ import data  # noqa: F401
 import tasks  # noqa: F401
 from data.io import check_writable, is_protected, protected_files, unique_names, write_rgb
 from tasks import Inferencer
+from tasks.cli import positive_int, require_file
 
 VIDEO_SUFFIXES = ('.mp4', '.avi', '.mov', '.mkv', '.webm', '.m4v')
 DETECTIONS_FILE = 'detections.json'
@@ -60,7 +61,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--skip-bad', action='store_true',
                         help='skip (with a warning) input images that cannot be read, instead of stopping')
     parser.add_argument('--device', default='cpu', help='torch device, e.g. cpu or cuda:0')
-    parser.add_argument('--threads', type=int, help='torch CPU threads')
+    parser.add_argument('--threads', type=positive_int, help='torch CPU threads')
     parser.add_argument('--max-frames', type=int, help='stop a video after this many frames')
     parser.add_argument('--backend', choices=('torch', 'onnxruntime'), default='torch',
                         help='onnxruntime: CHECKPOINT is an .onnx file of this config (tools/export.py, '
@@ -295,8 +296,8 @@ def main(argv=None) -> List[str]:
     if args.threads:
         import torch
         torch.set_num_threads(args.threads)
-    if not osp.isfile(args.checkpoint):
-        raise FileNotFoundError(f'checkpoint {args.checkpoint} does not exist')
+    require_file(args.config, 'config file')
+    require_file(args.checkpoint, 'checkpoint')
     if osp.exists(args.output) and not osp.isdir(args.output):
         raise ValueError(f'--output {args.output} is a file; give a folder')
     inferencer = Inferencer(args.config, args.checkpoint, device=args.device, backend=args.backend, fuse=args.fuse,

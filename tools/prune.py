@@ -27,6 +27,7 @@ import data  # noqa: F401
 import tasks  # noqa: F401
 from tasks import build_model, load_config
 from tasks.checkpoint import atomic_torch_save
+from tasks.cli import input_shape, positive_int, require_checkpoint, require_file
 from tasks.depth.pruning import prune_fastdepth
 from tasks.profiling import count_macs, count_parameters
 
@@ -57,7 +58,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help='how proposals are compared: filter energy removed (data-free) or the change of '
                              'the depth output on --calib images')
     parser.add_argument('--calib', nargs='+', help='images or folders for --criterion distortion')
-    parser.add_argument('--threads', type=int, help='torch CPU threads')
+    parser.add_argument('--threads', type=positive_int, help='torch CPU threads')
     return parser.parse_args(argv)
 
 
@@ -101,14 +102,14 @@ def main(argv=None) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     target = parse_macs(args.target_macs)
-    if args.checkpoint and not osp.isfile(args.checkpoint):
-        raise FileNotFoundError(f'checkpoint {args.checkpoint} does not exist')
+    if args.checkpoint:
+        require_checkpoint(args.checkpoint, 'checkpoint')
     if args.criterion == 'distortion' and not args.calib:
         raise ValueError('--criterion distortion needs --calib images')
-    cfg = load_config(args.config)
-    shape = tuple(args.shape or cfg.get('benchmark_shape') or ())
+    cfg = load_config(require_file(args.config, 'config file'))
+    shape = input_shape(cfg, args.shape, args.config)
     if len(shape) != 3:
-        raise ValueError('no --shape given and the config has no benchmark_shape (C, H, W)')
+        raise ValueError(f'{args.config}: pruning counts MACs at an image shape C H W, got {list(shape)}')
     model = build_model(cfg, args.checkpoint)
     calibration = calibration_batch(cfg, model, args.calib) if args.calib else None
     params_before = count_parameters(model)

@@ -43,7 +43,7 @@ import torch
 import data  # noqa: F401
 import tasks  # noqa: F401
 from tasks import Inferencer, load_config
-from tasks.cli import input_shape, require_file
+from tasks.cli import input_shape, positive_int, require_checkpoint, require_file
 
 METHODS = ('minmax', 'percentile', 'entropy')
 SPLITS = ('train', 'val', 'test')
@@ -73,7 +73,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--static', action='store_true', help='fixed input size (default: dynamic height/width)')
     parser.add_argument('--fp32-output', help='also keep the float ONNX export here')
     parser.add_argument('--seed', type=int, default=0, help='which dataset samples calibrate (random order)')
-    parser.add_argument('--threads', type=int, help='torch and calibration threads')
+    parser.add_argument('--threads', type=positive_int, help='torch and calibration threads')
     args = parser.parse_args(argv)
     if args.num_images < 1:
         parser.error(f'--num-images must be >= 1, got {args.num_images}')
@@ -257,7 +257,7 @@ def main(argv=None) -> str:
         torch.set_num_threads(args.threads)
     cfg = load_config(require_file(args.config, 'config file'))
     if args.checkpoint:
-        require_file(args.checkpoint, 'checkpoint')
+        require_checkpoint(args.checkpoint, 'checkpoint')
     if args.calib not in SPLITS and not osp.isdir(args.calib):
         raise FileNotFoundError(f"--calib {args.calib} is neither a folder nor one of {', '.join(SPLITS)}")
     shape = input_shape(cfg, args.shape, args.config)

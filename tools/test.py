@@ -14,7 +14,7 @@ from mmengine.runner import Runner
 import data  # noqa: F401
 import tasks  # noqa: F401
 from tasks import build_model, load_config
-from tasks.cli import check_config_paths, group_per_class, json_safe, require_file
+from tasks.cli import check_config_paths, group_per_class, json_safe, positive_int, require_checkpoint, require_file
 from tasks.distributed import (LAUNCHERS, broadcast_object, check_eval_samplers, configure_distributed,
                                default_backend, init_distributed, is_main_process, shutdown_distributed)
 
@@ -28,7 +28,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         'tools/quantize.py output) run by onnxruntime, with the same pre/post-processing and evaluator')
     parser.add_argument('--work-dir', help='folder for the logs (default: a temporary folder)')
     parser.add_argument('--out', help='write the metrics to this JSON file')
-    parser.add_argument('--threads', type=int, help='torch CPU threads')
+    parser.add_argument('--threads', type=positive_int, help='torch CPU threads')
     parser.add_argument('--launcher', choices=LAUNCHERS, default='none',
                         help='none: one process; pytorch: started by torchrun; slurm: started by srun (results of '
                              'all processes are gathered: the metrics equal one process\'s)')
@@ -50,7 +50,7 @@ def main(argv=None) -> dict:
     # every check on the inputs runs before the Runner is built (and prints its environment dump)
     cfg = load_config(require_file(args.config, 'config file'))
     if args.checkpoint:
-        require_file(args.checkpoint, 'checkpoint')
+        require_checkpoint(args.checkpoint, 'checkpoint', '--onnx FILE')
     cfg.merge_from_dict(args.cfg_options)
     if args.onnx:
         from tasks.onnx_backend import ort_session

@@ -21,7 +21,7 @@ from mmengine.runner import Runner
 import tasks  # noqa: F401  (registers models and the checkpoint handling)
 import data  # noqa: F401  (registers datasets, transforms, metrics)
 from tasks import build_model, load_config
-from tasks.cli import check_config_paths
+from tasks.cli import check_config_paths, positive_int, require_file
 from tasks.checkpoint import find_resumable_checkpoint
 from tasks.distributed import (LAUNCHERS, broadcast_object, check_eval_samplers, configure_distributed,
                                default_backend, init_distributed, is_main_process, shutdown_distributed)
@@ -37,7 +37,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--resume', nargs='?', const='auto', default=None, metavar='CKPT',
                         help='resume from CKPT, or (no value) from the newest checkpoint in the work folder')
     parser.add_argument('--load-from', help='initialise the model from a checkpoint (no optimizer state)')
-    parser.add_argument('--threads', type=int, help='torch CPU threads')
+    parser.add_argument('--threads', type=positive_int, help='torch CPU threads')
     parser.add_argument('--launcher', choices=LAUNCHERS, default='none',
                         help='none: one process; pytorch: started by torchrun (DDP); slurm: started by srun (DDP)')
     parser.add_argument('--dist-backend', choices=('nccl', 'gloo'),
@@ -82,7 +82,7 @@ def main(argv=None) -> None:
     if args.threads:
         import torch
         torch.set_num_threads(args.threads)
-    cfg = load_config(args.config)
+    cfg = load_config(require_file(args.config, 'config file'))
     cfg.merge_from_dict(args.cfg_options)
     backend = (args.dist_backend or ((cfg.get('env_cfg') or {}).get('dist_cfg') or {}).get('backend')
                or default_backend())

@@ -170,3 +170,106 @@ def test_coco_evaluation_needs_area(tmp_path, capsys):
     gt['annotations'][0]['area'] = 100.0
     (tmp_path / 'gt.json').write_text(json.dumps(gt))
     assert evaluate.main(argv)['bbox'][0] == pytest.approx(1.0)  # the same box: AP 1
+
+
+# ----- what a new user hits first: counts, shapes, an ONNX file as checkpoint, a folder as config ------------------
+
+import infer  # noqa: E402
+import prune  # noqa: E402
+import quantize  # noqa: E402
+import train  # noqa: E402
+
+LRASPP = REPO / 'configs' / 'lraspp_mobilenetv3-large_30e_coco-voc.py'
+
+
+def usage_error(capsys, parse_args, argv) -> str:
+    """argparse's usage error: exit status 2, its last stderr line ``<prog>: error: ...``."""
+    with pytest.raises(SystemExit) as info:
+        parse_args(argv)
+    assert info.value.code == 2
+    return capsys.readouterr().err.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize('tool,argv', [
+    (test_tool, [str(X2), str(X2_WEIGHTS)]),
+    (infer, [str(X2), str(X2_WEIGHTS), '--input', 'a.png', '--output', 'out']),
+    (benchmark, [str(X2)]),
+    (quantize, [str(X2), str(X2_WEIGHTS), '--calib', 'test', '--output', 'q.onnx']),
+    (prune, [str(X2), '--target-macs', '1G', '--output', 'out']),
+    (train, [str(X2)]),
+])
+def test_threads_zero_is_a_usage_error(capsys, tool, argv):
+    assert tool.parse_args(argv + ['--threads', '2']).threads == 2
+    assert usage_error(capsys, tool.parse_args, argv + ['--threads', '0']).endswith(
+        'error: argument --threads: must be >= 1, got 0')
+    assert usage_error(capsys, tool.parse_args, argv + ['--threads', 'two']).endswith(
+        "error: argument --threads: expected a whole number >= 1, got 'two'")
+
+
+def test_benchmark_and_export_counts(capsys):
+    assert usage_error(capsys, benchmark.parse_args, [str(X2), '--runs', '0']).endswith(
+        'error: argument --runs: must be >= 1, got 0')  # was an IndexError traceback out of numpy
+    assert benchmark.parse_args([str(X2), '--warmup', '0']).warmup == 0
+    assert usage_error(capsys, benchmark.parse_args, [str(X2), '--warmup', '-1']).endswith(
+        'error: argument --warmup: must be >= 0, got -1')
+    assert usage_error(capsys, export.parse_args, [str(X2), '--output', 'm.onnx', '--max-det', '0']).endswith(
+        'error: argument --max-det: must be >= 1, got 0')
+
+
+def test_shape_is_checked_against_the_config(tmp_path, capsys):
+    out = str(tmp_path / 'm.onnx')
+    # 2 numbers for a C H W model was exported as an unbatched 3-D input before (a silently wrong file)
+    assert error_line(capsys, export.main, [str(X2), '--output', out, '--shape', '224', '224']) == (
+        f'error: --shape 224 224 has 2 numbers; the config {X2} takes 3 (channels first, without batch, like its '
+        'benchmark_shape 1 256 256)')
+    assert error_line(capsys, export.main, [str(X2), '--output', out, '--shape', '1', '-5', '224']) == \
+        'error: --shape 1 -5 224: every size must be >= 1'
+    assert error_line(capsys, benchmark.main, [str(X2), '--shape', '3', '64', '64']) == (
+        f'error: --shape 3 64 64 has 3 channels; the config {X2} takes 1 (its benchmark_shape is 1 256 256)')
+    assert not (tmp_path / 'm.onnx').exists()
+
+
+def test_an_onnx_file_is_not_taken_for_a_checkpoint(tmp_path, capsys):
+    onnx_file = tmp_path / 'model.onnx'
+    onnx_file.write_bytes(b'\x08\x99\x01random protobuf bytes')
+    assert error_line(capsys, test_tool.main, [str(X2), str(onnx_file)]) == (
+        f'error: checkpoint {onnx_file} is an ONNX file, not a PyTorch checkpoint; run an ONNX file with --onnx FILE')
+    assert error_line(capsys, export.main, [str(X2), str(onnx_file), '--output', str(tmp_path / 'm2.onnx')]) == \
+        f'error: checkpoint {onnx_file} is an ONNX file, not a PyTorch checkpoint'
+    assert error_line(capsys, benchmark.main, [str(X2), '--checkpoint', str(onnx_file)]) == (
+        f'error: checkpoint {onnx_file} is an ONNX file, not a PyTorch checkpoint; run an ONNX file with '
+        '--backend onnxruntime --onnx FILE')
+
+
+def test_a_folder_given_as_config_is_named_as_such(tmp_path, capsys):
+    folder = tmp_path / 'configs'
+    folder.mkdir()
+    expected = f'error: config file {folder} is not a file'
+    assert error_line(capsys, infer.main, [str(folder), str(X2_WEIGHTS), '--input', str(folder),
+                                           '--output', str(tmp_path / 'out')]) == expected
+    assert error_line(capsys, train.main, [str(folder), '--work-dir', str(tmp_path / 'w')]) == expected
+    assert error_line(capsys, prune.main, [str(folder), '--target-macs', '1G', '--output', str(tmp_path / 'p')]) == \
+        expected
+
+
+def test_with_nms_on_a_segmentation_config_is_one_error_line(tmp_path, capsys):
+    # a TypeError traceback out of tasks.detection.nms_export before
+    line = error_line(capsys, export.main, [str(LRASPP), '--output', str(tmp_path / 'm.onnx'), '--with-nms',
+                                            '--shape', '3', '64', '64'])
+    assert line == (f'error: {LRASPP}: --with-nms needs an SSD-style Detector (with anchor_generator); Segmentor has '
+                    'none')
+    assert not (tmp_path / 'm.onnx').exists()
+
+
+def test_memory_shape_is_a_photo_shape():
+    """``benchmark.py --memory`` feeds ``--shape`` to the predict path (an RGB photo for ESPCN, whose network takes
+    luma): its channel count is not the network's, only its length and sizes are checked."""
+    from tasks import load_config
+    from tasks.cli import input_shape
+    cfg = load_config(str(X2))
+    assert input_shape(cfg, [3, 600, 800], str(X2), channels=False) == (3, 600, 800)
+    with pytest.raises(ValueError, match='has 3 channels'):
+        input_shape(cfg, [3, 600, 800], str(X2))
+    with pytest.raises(ValueError, match='has 2 numbers'):
+        input_shape(cfg, [600, 800], str(X2), channels=False)
+    assert input_shape(cfg, None, str(X2)) == (1, 256, 256)
