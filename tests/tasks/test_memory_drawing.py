@@ -167,7 +167,7 @@ TINY_SEGMENTOR = """model = dict(type='Segmentor', num_classes=3,
 """
 
 
-def test_infer_max_pixels_reaches_the_model(tmp_path, monkeypatch):
+def test_infer_max_pixels_reaches_the_model(tmp_path, monkeypatch, capsys):
     from tasks import build_model
     from tasks.segmentation import Segmentor
     config = tmp_path / 'tiny_seg.py'
@@ -196,6 +196,7 @@ def test_infer_max_pixels_reaches_the_model(tmp_path, monkeypatch):
     assert labels.shape == (60, 80)  # results at the input's size all the same
     with pytest.raises(SystemExit):
         infer.parse_args(base + ['--output', str(tmp_path / 'x'), '--max-pixels', '-1'])
+    assert '--max-pixels must be a number of pixels >= 0 (0 = no limit), got -1' in capsys.readouterr().err
     with pytest.raises(ValueError, match='SuperResolver has no max_pixels'):
         infer.main([str(REPO / 'configs' / 'espcn_x3_500e_t91.py'), str(REPO / 'checkpoints' / 'espcn_x3_t91.pth'),
                     '--input', str(tmp_path / 'photo.png'), '--output', str(tmp_path / 'sr'), '--max-pixels', '9'])

@@ -155,6 +155,7 @@ def test_infer_score_thr_and_the_log_of_what_was_drawn(tmp_path, ssdlite, capsys
     assert (nothing[-20:, :60] != original[-20:, :60]).any()                                  # the caption
     with pytest.raises(SystemExit):
         infer.parse_args(code + ['--score-thr', '30'])
+    assert '--score-thr must lie in [0, 1], got 30.0' in capsys.readouterr().err
 
 
 # --- 6, 7. outputs never overwrite an input and never collide ---------------------------------------------------
