@@ -31,6 +31,7 @@ import data  # noqa: E402,F401
 import tasks  # noqa: E402,F401
 from backbones import BACKBONES  # noqa: E402
 from tasks import build_model  # noqa: E402
+from tasks.cli import non_negative_int, positive_int, run_cli  # noqa: E402
 from tasks.profiling import count_macs, count_parameters, time_interleaved  # noqa: E402
 
 # name -> (backbone config, classifier config or None, published ImageNet top-1 or None, source of the top-1)
@@ -78,11 +79,14 @@ def export_onnx(model: torch.nn.Module, size: int, path: str) -> None:
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--runs', type=int, default=20)
-    parser.add_argument('--warmup', type=int, default=3)
-    parser.add_argument('--sizes', type=int, nargs='+', default=[224, 320])
-    parser.add_argument('--threads', type=int, nargs='+', default=[1, 2])
-    parser.add_argument('--models', nargs='+', default=list(MODELS), help='subset of: ' + ', '.join(MODELS))
+    parser.add_argument('--runs', type=positive_int, default=20, help='timed rounds (default 20)')
+    parser.add_argument('--warmup', type=non_negative_int, default=3, help='untimed rounds first (default 3)')
+    parser.add_argument('--sizes', type=positive_int, nargs='+', default=[224, 320],
+                        help='square input sizes (default 224 320)')
+    parser.add_argument('--threads', type=positive_int, nargs='+', default=[1, 2],
+                        help='thread counts, torch and onnxruntime alike (default 1 2)')
+    parser.add_argument('--models', nargs='+', default=list(MODELS), choices=list(MODELS), metavar='MODEL',
+                        help='subset of: ' + ', '.join(MODELS))
     parser.add_argument('--json', help='write the results here')
     parser.add_argument('--markdown', action='store_true', help='print the docs table')
     args = parser.parse_args(argv)
@@ -157,4 +161,4 @@ def markdown(results: dict) -> str:
 
 
 if __name__ == '__main__':
-    main()
+    run_cli(main)

@@ -46,6 +46,7 @@ from backbones.converters import WEIGHT_CONVERTERS  # noqa: E402
 from data.io import read_rgb  # noqa: E402
 from data.transforms.resize import bicubic_resize  # noqa: E402
 from tasks import Inferencer, fuse, load_config  # noqa: E402
+from tasks.cli import non_negative_int, positive_int, run_cli  # noqa: E402
 from tasks.onnx_backend import use_onnxruntime  # noqa: E402
 from tasks.profiling import time_interleaved  # noqa: E402
 
@@ -262,10 +263,12 @@ def ratios(latency: Dict[str, dict], stat: str = 'median_ms') -> Dict[str, dict]
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--models', nargs='+', choices=list(MODELS), default=list(MODELS))
-    parser.add_argument('--threads', type=int, nargs='+', default=[1, 2])
-    parser.add_argument('--runs', type=int, default=30)
-    parser.add_argument('--warmup', type=int, default=3)
+    parser.add_argument('--models', nargs='+', choices=list(MODELS), default=list(MODELS),
+                        help='which networks (default: all)')
+    parser.add_argument('--threads', type=positive_int, nargs='+', default=[1, 2],
+                        help='thread counts (default 1 2)')
+    parser.add_argument('--runs', type=positive_int, default=30, help='timed rounds (default 30)')
+    parser.add_argument('--warmup', type=non_negative_int, default=3, help='untimed rounds first (default 3)')
     parser.add_argument('--no-channels-last', action='store_true', help='skip the fused channels_last variant')
     parser.add_argument('--json', help='also write the report to this JSON file')
     args = parser.parse_args(argv)
@@ -308,4 +311,4 @@ def print_table(name: str, threads: int, latency: Dict[str, dict], rat: Dict[str
 
 
 if __name__ == '__main__':
-    main()
+    run_cli(main)

@@ -22,6 +22,7 @@ import torch
 import data  # noqa: F401
 import tasks  # noqa: F401
 from tasks import build_model
+from tasks.cli import non_negative_int, positive_int, require_file, run_cli
 from tasks.profiling import count_macs, count_parameters, time_calls
 
 PAPER = dict(params=1.34e6, macs=0.37e9, tx2_cpu_ms=37.0)
@@ -75,13 +76,16 @@ def measure(config: str, threads: int, runs: int, warmup: int, with_onnx: bool) 
 
 def main(argv: List[str] = None) -> List[dict]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('configs', nargs='*', default=CONFIGS)
-    parser.add_argument('--threads', type=int, default=1)
-    parser.add_argument('--runs', type=int, default=30)
-    parser.add_argument('--warmup', type=int, default=5)
+    parser.add_argument('configs', nargs='*', default=CONFIGS, help='FastDepth config files (default: '
+                        'the MobileNetV1 and MobileNetV2 ones)')
+    parser.add_argument('--threads', type=positive_int, default=1, help='torch and onnxruntime threads (default 1)')
+    parser.add_argument('--runs', type=positive_int, default=30, help='timed runs (default 30)')
+    parser.add_argument('--warmup', type=non_negative_int, default=5, help='untimed runs first (default 5)')
     parser.add_argument('--onnx', action='store_true', help='also time onnxruntime on the exported network')
-    parser.add_argument('--json', action='store_true')
+    parser.add_argument('--json', action='store_true', help='print one JSON object')
     args = parser.parse_args(argv)
+    for config in args.configs:
+        require_file(config, 'config file')
     torch.set_num_threads(args.threads)
     reports = [measure(c, args.threads, args.runs, args.warmup, args.onnx) for c in args.configs]
     if args.json:
@@ -104,4 +108,4 @@ def main(argv: List[str] = None) -> List[dict]:
 
 
 if __name__ == '__main__':
-    main()
+    run_cli(main)

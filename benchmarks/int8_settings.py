@@ -35,6 +35,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import deploy  # noqa: E402  (puts the repository and tools/ on sys.path)
+from tasks.cli import positive_int, run_cli  # noqa: E402
 
 MODELS = ('mobilenetv2', 'ssdlite_backbone')
 
@@ -159,9 +160,10 @@ def profile(path: str, fp32: str, x: np.ndarray, threads: int, runs: int = 20) -
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--models', nargs='+', choices=MODELS, default=list(MODELS))
-    parser.add_argument('--rounds', type=int, default=40)
-    parser.add_argument('--threads', type=int, default=1)
+    parser.add_argument('--models', nargs='+', choices=MODELS, default=list(MODELS),
+                        help='which networks (default: both)')
+    parser.add_argument('--rounds', type=positive_int, default=40, help='timed rounds (default 40)')
+    parser.add_argument('--threads', type=positive_int, default=1, help='onnxruntime intra-op threads (default 1)')
     parser.add_argument('--json', help='also write the report here')
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
@@ -198,4 +200,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == '__main__':
-    main()
+    run_cli(main)

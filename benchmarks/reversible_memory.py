@@ -33,8 +33,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--depths', type=int, nargs='+', default=[1, 3], help='reversible blocks per level')
     parser.add_argument('--depth-size', type=int, default=48, help='volume side for the depth sweep')
     parser.add_argument('--channels', type=int, nargs='+', default=[16, 32, 64, 128], help='level widths')
-    parser.add_argument('--expand-ratio', type=float, default=4.0)
-    parser.add_argument('--threads', type=int, default=2)
+    parser.add_argument('--expand-ratio', type=float, default=4.0, help='MBConv expansion ratio (default 4)')
+    parser.add_argument('--threads', type=int, default=2, help='torch threads of each child (default 2)')
     parser.add_argument('--device', default='cpu', help='cpu (peak RSS) or cuda (max_memory_allocated)')
     parser.add_argument('--mmap-threshold', type=int, default=131072,
                         help="children's glibc MALLOC_MMAP_THRESHOLD_ in bytes: larger blocks are mmap'ed and given "

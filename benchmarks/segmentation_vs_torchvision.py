@@ -25,17 +25,19 @@ import data  # noqa: E402,F401
 import tasks  # noqa: E402,F401
 from backbones.converters import WEIGHT_CONVERTERS  # noqa: E402
 from tasks import build_model  # noqa: E402
+from tasks.cli import non_negative_int, positive_int, run_cli  # noqa: E402
 from tasks.profiling import count_parameters, time_calls, time_interleaved  # noqa: E402
 
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--size', type=int, default=520, help='square input size (torchvision evaluates at 520)')
-    parser.add_argument('--runs', type=int, default=30)
-    parser.add_argument('--warmup', type=int, default=3)
-    parser.add_argument('--threads', type=int, default=torch.get_num_threads())
-    parser.add_argument('--device', default='cpu')
-    parser.add_argument('--json', action='store_true')
+    parser.add_argument('--size', type=positive_int, default=520, help='square input size (torchvision evaluates at 520)')
+    parser.add_argument('--runs', type=positive_int, default=30, help='timed rounds (default 30)')
+    parser.add_argument('--warmup', type=non_negative_int, default=3, help='untimed rounds first (default 3)')
+    parser.add_argument('--threads', type=positive_int, default=torch.get_num_threads(),
+                        help='torch threads (default: torch default)')
+    parser.add_argument('--device', default='cpu', help='torch device, e.g. cpu or cuda')
+    parser.add_argument('--json', action='store_true', help='print one JSON object')
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -101,4 +103,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == '__main__':
-    main()
+    run_cli(main)

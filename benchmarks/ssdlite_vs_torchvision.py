@@ -32,6 +32,7 @@ import tasks  # noqa: E402,F401
 from backbones.converters import WEIGHT_CONVERTERS  # noqa: E402
 from data.io import read_rgb  # noqa: E402
 from tasks import Inferencer, load_config  # noqa: E402
+from tasks.cli import non_negative_int, positive_int, run_cli  # noqa: E402
 from tasks.profiling import count_parameters, time_interleaved  # noqa: E402
 
 DEFAULT_IMAGE = REPO / 'tests' / 'assets' / 'detection' / 'coco8' / 'images' / 'val' / '000000000042.jpg'
@@ -40,9 +41,9 @@ DEFAULT_IMAGE = REPO / 'tests' / 'assets' / 'detection' / 'coco8' / 'images' / '
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--image', default=str(DEFAULT_IMAGE), help='an RGB photo (any size)')
-    parser.add_argument('--threads', type=int, default=1, help='torch intra-op threads for both')
-    parser.add_argument('--runs', type=int, default=50)
-    parser.add_argument('--warmup', type=int, default=5)
+    parser.add_argument('--threads', type=positive_int, default=1, help='torch intra-op threads for both')
+    parser.add_argument('--runs', type=positive_int, default=50, help='timed rounds (default 50)')
+    parser.add_argument('--warmup', type=non_negative_int, default=5, help='untimed rounds first (default 5)')
     parser.add_argument('--score-thr', type=float, default=None, help="both models' score threshold "
                         '(default: the models\' 0.001)')
     parser.add_argument('--json', action='store_true', help='print one JSON object')
@@ -93,4 +94,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == '__main__':
-    main()
+    run_cli(main)

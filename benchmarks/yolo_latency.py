@@ -35,6 +35,7 @@ import data  # noqa: E402,F401
 import tasks  # noqa: E402,F401
 from data.io import read_rgb  # noqa: E402
 from tasks import Inferencer, load_config  # noqa: E402
+from tasks.cli import non_negative_int, positive_int, run_cli  # noqa: E402
 from tasks.profiling import count_macs, count_parameters, time_interleaved  # noqa: E402
 
 DEFAULT_IMAGE = REPO / 'tests' / 'assets' / 'detection' / 'coco8' / 'images' / 'val' / '000000000042.jpg'
@@ -49,9 +50,9 @@ def leyolo(size: int) -> Inferencer:
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--image', default=str(DEFAULT_IMAGE), help='an RGB photo (any size)')
-    parser.add_argument('--threads', type=int, nargs='+', default=[1, 2], help='torch intra-op thread counts')
-    parser.add_argument('--runs', type=int, default=30)
-    parser.add_argument('--warmup', type=int, default=5)
+    parser.add_argument('--threads', type=positive_int, nargs='+', default=[1, 2], help='torch intra-op thread counts')
+    parser.add_argument('--runs', type=positive_int, default=30, help='timed rounds (default 30)')
+    parser.add_argument('--warmup', type=non_negative_int, default=5, help='untimed rounds first (default 5)')
     parser.add_argument('--score-thr', type=float, default=None, help="one score threshold for all models "
                         "(default: each model's 0.001)")
     parser.add_argument('--json', action='store_true', help='print one JSON object')
@@ -124,4 +125,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == '__main__':
-    main()
+    run_cli(main)

@@ -37,6 +37,7 @@ sys.path.insert(0, str(REPO))
 import data  # noqa: E402,F401
 import tasks  # noqa: E402,F401
 from tasks import build_model  # noqa: E402
+from tasks.cli import positive_int, run_cli  # noqa: E402
 from tasks.detection.nms_export import match_detections, unpad, with_nms  # noqa: E402
 from tasks.profiling import time_interleaved  # noqa: E402
 from data.io import read_rgb  # noqa: E402
@@ -89,16 +90,18 @@ def to_original(result: dict, meta: dict) -> dict:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--config', default=str(REPO / 'configs' / 'yolo_leyolo-n_coco8.py'))
+    parser.add_argument('--config', default=str(REPO / 'configs' / 'yolo_leyolo-n_coco8.py'),
+                        help='YOLO config (default configs/yolo_leyolo-n_coco8.py)')
     parser.add_argument('--checkpoint', help='trained weights (default: random, scores spread)')
-    parser.add_argument('--class-bias', type=float, default=-10.0)
-    parser.add_argument('--size', type=int, default=320)
-    parser.add_argument('--max-det', type=int, default=300)
-    parser.add_argument('--inputs', type=int, default=3, help='random inputs to check (without --images)')
+    parser.add_argument('--class-bias', type=float, default=-10.0,
+                        help='without --checkpoint: class logit bias of the random head (default -10)')
+    parser.add_argument('--size', type=positive_int, default=320, help='square input size (default 320)')
+    parser.add_argument('--max-det', type=positive_int, default=300, help='detections per image (default 300)')
+    parser.add_argument('--inputs', type=positive_int, default=3, help='random inputs to check (without --images)')
     parser.add_argument('--images', nargs='+', help='photos or folders: letterboxed inputs, boxes compared in the '
                         'photo through the letterbox inverse')
-    parser.add_argument('--runs', type=int, default=20)
-    parser.add_argument('--threads', type=int, default=1)
+    parser.add_argument('--runs', type=positive_int, default=20, help='timed rounds (default 20)')
+    parser.add_argument('--threads', type=positive_int, default=1, help='torch and onnxruntime threads (default 1)')
     parser.add_argument('--dynamo', action='store_true', help='also the torch.export exporter (opset 18)')
     args = parser.parse_args(argv)
     import onnxruntime as ort
@@ -162,4 +165,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == '__main__':
-    main()
+    run_cli(main)
