@@ -181,4 +181,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    from tasks.cli import run_cli
+    run_cli(lambda: sys.exit(main()))  # its exit status: 0 passed, 1 failed, 3 skipped
