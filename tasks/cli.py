@@ -41,6 +41,14 @@ def require_file(path: Optional[str], what: str) -> str:
     return path
 
 
+def output_file(path: str, what: str = '--output') -> str:
+    """``path`` when a file can be written there: not an existing folder (found before any work, instead of an
+    ``IsADirectoryError`` once the model is exported)."""
+    if os.path.isdir(path):
+        raise IsADirectoryError(f'{what} {path} is a folder; give the file to write')
+    return path
+
+
 def _path_entries(node: Any, where: str) -> Iterator[Tuple[str, str]]:
     """``(dotted key, value)`` of every string entry named ``*_file`` / ``*_root`` / ``*_dir`` (or ``file``...),
     ``pretrained`` or ``checkpoint``."""

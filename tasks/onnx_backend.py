@@ -68,8 +68,10 @@ class OnnxNetwork:
         fixed = [(i, want) for i, want in enumerate(self.input_shape) if isinstance(want, int)]
         if len(shape) != len(self.input_shape) or any(shape[i] != want for i, want in fixed):
             want = 'x'.join(str(d) if isinstance(d, int) else '?' for d in self.input_shape)
-            raise ValueError(f'{self.path} takes inputs of shape {want}, got {"x".join(map(str, shape))}; '
-                             f'{self.size_hint}')
+            other_model = len(shape) != len(self.input_shape) or any(shape[i] != w for i, w in fixed if i == 1)
+            hint = ('it is not an ONNX file of this config (another rank or channel count): export this config with '
+                    'tools/export.py' if other_model else self.size_hint)  # only sizes differ: the size hint helps
+            raise ValueError(f'{self.path} takes inputs of shape {want}, got {"x".join(map(str, shape))}; {hint}')
 
     def run(self, inputs: torch.Tensor) -> List[np.ndarray]:
         array = inputs.detach().to('cpu', torch.float32).contiguous().numpy()

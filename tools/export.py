@@ -19,7 +19,7 @@ from torch import nn
 import data  # noqa: F401
 import tasks  # noqa: F401
 from tasks import build_model, load_config
-from tasks.cli import input_shape, positive_int, require_checkpoint, require_file
+from tasks.cli import input_shape, output_file, positive_int, require_checkpoint, require_file
 
 
 class TensorMode(nn.Module):
@@ -163,6 +163,7 @@ def export_with_nms(model: nn.Module, shape: Sequence[int], args: argparse.Names
 def main(argv=None) -> List[float]:
     args = parse_args(argv)
     cfg = load_config(require_file(args.config, 'config file'))
+    output_file(args.output)
     shape = input_shape(cfg, args.shape, args.config)
     if args.checkpoint:
         require_checkpoint(args.checkpoint, 'checkpoint')

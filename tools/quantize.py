@@ -43,7 +43,7 @@ import torch
 import data  # noqa: F401
 import tasks  # noqa: F401
 from tasks import Inferencer, load_config
-from tasks.cli import input_shape, positive_int, require_checkpoint, require_file
+from tasks.cli import input_shape, output_file, positive_int, require_checkpoint, require_file
 
 METHODS = ('minmax', 'percentile', 'entropy')
 SPLITS = ('train', 'val', 'test')
@@ -256,6 +256,9 @@ def main(argv=None) -> str:
     if args.threads:
         torch.set_num_threads(args.threads)
     cfg = load_config(require_file(args.config, 'config file'))
+    output_file(args.output)
+    if args.fp32_output:
+        output_file(args.fp32_output, '--fp32-output')
     if args.checkpoint:
         require_checkpoint(args.checkpoint, 'checkpoint')
     if args.calib not in SPLITS and not osp.isdir(args.calib):

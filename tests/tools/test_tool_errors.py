@@ -335,3 +335,29 @@ def test_benchmarks_end_bad_input_with_one_line(tmp_path, capsys, monkeypatch):
                       [str(tmp_path / 'fd.py')]) == f'error: config file {tmp_path / "fd.py"} does not exist'
     assert usage_error(capsys, _script(REPO / 'benchmarks' / 'backbone_latency.py').main, ['--runs', '0']).endswith(
         'error: argument --runs: must be >= 1, got 0')  # was an IndexError traceback out of numpy
+
+
+def test_an_output_folder_is_refused_before_any_work(tmp_path, capsys):
+    folder = tmp_path / 'out'
+    folder.mkdir()
+    # an IsADirectoryError after the export (or the calibration) before
+    assert error_line(capsys, export.main, [str(X2), '--output', str(folder), '--shape', '1', '16', '16']) == \
+        f'error: --output {folder} is a folder; give the file to write'
+    assert error_line(capsys, quantize.main, [str(X2), '--calib', str(folder), '--output', str(tmp_path / 'q.onnx'),
+                                              '--fp32-output', str(folder)]) == \
+        f'error: --fp32-output {folder} is a folder; give the file to write'
+
+
+def test_an_onnx_file_of_another_model_is_named_as_such(tmp_path):
+    """An ONNX file of another config (other channel count) is not a size problem: no ``--dynamic`` hint."""
+    pytest.importorskip('onnxruntime')
+    from tasks.onnx_backend import OnnxNetwork
+    path = tmp_path / 'gray.onnx'
+    torch.onnx.export(torch.nn.Conv2d(1, 2, 3), (torch.zeros(1, 1, 8, 8),), str(path), input_names=['input'],
+                      dynamic_axes={'input': {0: 'b', 2: 'h', 3: 'w'}}, dynamo=False)
+    network = OnnxNetwork(str(path))
+    assert network.run(torch.zeros(1, 1, 12, 10))[0].shape == (1, 2, 10, 8)
+    with pytest.raises(ValueError) as info:
+        network.run(torch.zeros(1, 3, 12, 10))
+    assert str(info.value) == (f'{path} takes inputs of shape ?x1x?x?, got 1x3x12x10; it is not an ONNX file of this '
+                               'config (another rank or channel count): export this config with tools/export.py')
