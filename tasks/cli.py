@@ -138,27 +138,25 @@ def input_shape(cfg: Mapping, shape: Optional[Sequence[int]], config_name: str, 
     return shape
 
 
-def positive_int(text: str) -> int:
-    """``argparse`` type of counts that must be >= 1 (``--threads``, ``--runs``...): ``--threads 0`` is a usage
-    error (exit 2) instead of a silent default."""
+def _int_at_least(text: str, low: int) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f'expected a whole number >= 1, got {text!r}') from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f'must be >= 1, got {value}')
+        raise argparse.ArgumentTypeError(f'expected a whole number >= {low}, got {text!r}') from None
+    if value < low:
+        raise argparse.ArgumentTypeError(f'must be >= {low}, got {value}')
     return value
+
+
+def positive_int(text: str) -> int:
+    """``argparse`` type of counts that must be >= 1 (``--threads``, ``--runs``...): ``--threads 0`` is a usage
+    error (exit 2) instead of a silent default."""
+    return _int_at_least(text, 1)
 
 
 def non_negative_int(text: str) -> int:
     """``argparse`` type of counts that may be 0 (``--warmup``)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f'expected a whole number >= 0, got {text!r}') from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f'must be >= 0, got {value}')
-    return value
+    return _int_at_least(text, 0)
 
 
 def require_checkpoint(path: Optional[str], what: str = 'checkpoint', onnx_option: Optional[str] = None) -> str:
